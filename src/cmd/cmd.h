@@ -1,0 +1,32 @@
+/* cmd — one function per subcommand. Thin: parse arguments, call modules, print.
+ * Each returns the process exit status: 0 ok, 1 the command failed, 2 bad usage. */
+#ifndef DRV_CMD_H
+#define DRV_CMD_H
+
+#include <stdio.h>
+
+struct drv_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv); /* argv[0] is the command's name */
+    const char *summary;              /* one line for `drover help` */
+    const char *usage;                /* full text for `drover CMD --help` */
+};
+
+/* The command table (main.c), terminated by an entry with name == NULL. */
+extern const struct drv_cmd drv_commands[];
+
+const struct drv_cmd *drv_cmd_find(const char *name);
+/* Prints drover's usage and the command list to f. */
+void drv_cmd_overview(FILE *f);
+/* Prints the command's usage to f. */
+void drv_cmd_usage(const struct drv_cmd *cmd, FILE *f);
+/* For commands' option parsing: prints "drover CMD: MSG" and the usage to stderr;
+ * returns 2 (the exit status for bad usage). */
+int drv_cmd_bad_usage(const struct drv_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+int drv_cmd_help(int argc, char **argv);
+int drv_cmd_version(int argc, char **argv);
+int drv_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,356 @@
+#include "model/model.h"
+
+#include <errno.h>
+#include <ggml.h>
+#include <gguf.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ggml reports why a file is rejected only through its log. Keep the last error
+ * line of this thread so the user sees the reason in drover's one-line message. */
+static _Thread_local char last_ggml_error[256];
+
+static void ggml_log_to_drover(enum ggml_log_level level, const char *text, void *ud)
+{
+    (void)ud;
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        drv_strlcpy(last_ggml_error, text, sizeof(last_ggml_error));
+        size_t n = strlen(last_ggml_error);
+        while (n > 0 && (last_ggml_error[n - 1] == '\n' || last_ggml_error[n - 1] == ' '))
+            last_ggml_error[--n] = '\0';
+    }
+    if (level == GGML_LOG_LEVEL_CONT)
+        return;
+    drv_log(level == GGML_LOG_LEVEL_ERROR  ? DRV_LOG_DEBUG /* surfaced by the caller */
+            : level == GGML_LOG_LEVEL_WARN ? DRV_LOG_WARN
+                                           : DRV_LOG_DEBUG,
+            "ggml: %s", text);
+}
+
+static void route_ggml_log(void)
+{
+    ggml_log_set(ggml_log_to_drover, NULL);
+}
+
+/* ---- type-checked readers: gguf's getters assert on a type mismatch ---- */
+
+static bool kv_uint(const struct gguf_context *g, const char *key, uint64_t *out)
+{
+    int64_t id = gguf_find_key(g, key);
+    if (id < 0)
+        return false;
+    enum gguf_type t = gguf_get_kv_type(g, id);
+    bool is_arr = t == GGUF_TYPE_ARRAY;
+    if (is_arr)
+        t = gguf_get_arr_type(g, id);
+    size_t n = is_arr ? gguf_get_arr_n(g, id) : 1;
+    if (n == 0)
+        return false;
+    const void *p = is_arr ? gguf_get_arr_data(g, id) : NULL;
+    uint64_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        switch (t) {
+        case GGUF_TYPE_UINT8:
+            v = is_arr ? ((const uint8_t *)p)[i] : gguf_get_val_u8(g, id);
+            break;
+        case GGUF_TYPE_INT8: {
+            int8_t s = is_arr ? ((const int8_t *)p)[i] : gguf_get_val_i8(g, id);
+            v = s < 0 ? 0 : (uint64_t)s;
+            break;
+        }
+        case GGUF_TYPE_UINT16:
+            v = is_arr ? ((const uint16_t *)p)[i] : gguf_get_val_u16(g, id);
+            break;
+        case GGUF_TYPE_INT16: {
+            int16_t s = is_arr ? ((const int16_t *)p)[i] : gguf_get_val_i16(g, id);
+            v = s < 0 ? 0 : (uint64_t)s;
+            break;
+        }
+        case GGUF_TYPE_UINT32:
+            v = is_arr ? ((const uint32_t *)p)[i] : gguf_get_val_u32(g, id);
+            break;
+        case GGUF_TYPE_INT32: {
+            int32_t s = is_arr ? ((const int32_t *)p)[i] : gguf_get_val_i32(g, id);
+            v = s < 0 ? 0 : (uint64_t)s;
+            break;
+        }
+        case GGUF_TYPE_UINT64:
+            v = is_arr ? ((const uint64_t *)p)[i] : gguf_get_val_u64(g, id);
+            break;
+        case GGUF_TYPE_INT64: {
+            int64_t s = is_arr ? ((const int64_t *)p)[i] : gguf_get_val_i64(g, id);
+            v = s < 0 ? 0 : (uint64_t)s;
+            break;
+        }
+        default:
+            return false;
+        }
+        if (v > best)
+            best = v;
+    }
+    *out = best;
+    return true;
+}
+
+static uint32_t kv_u32(const struct gguf_context *g, const char *key)
+{
+    uint64_t v = 0;
+    if (!kv_uint(g, key, &v))
+        return 0;
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static bool kv_float(const struct gguf_context *g, const char *key, double *out)
+{
+    int64_t id = gguf_find_key(g, key);
+    if (id < 0)
+        return false;
+    switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_FLOAT32:
+        *out = gguf_get_val_f32(g, id);
+        return true;
+    case GGUF_TYPE_FLOAT64:
+        *out = gguf_get_val_f64(g, id);
+        return true;
+    default: {
+        uint64_t u;
+        if (!kv_uint(g, key, &u))
+            return false;
+        *out = (double)u;
+        return true;
+    }
+    }
+}
+
+static bool kv_str(const struct gguf_context *g, const char *key, char *out, size_t out_size)
+{
+    int64_t id = gguf_find_key(g, key);
+    if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING)
+        return false;
+    drv_strlcpy(out, gguf_get_val_str(g, id), out_size);
+    return true;
+}
+
+static uint32_t arch_u32(const struct gguf_context *g, const char *arch, const char *suffix)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
+    return kv_u32(g, key);
+}
+
+/* ---- llama_ftype names (llama.h's enum llama_ftype; values are a file format) */
+
+static const struct {
+    int v;
+    const char *name;
+} ftypes[] = {
+    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},
+    {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},
+    {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},
+    {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},  {21, "Q2_K_S"},  {22, "IQ3_XS"},
+    {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},  {26, "IQ3_S"},   {27, "IQ3_M"},
+    {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
+    {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"},
+};
+
+const char *drv_ftype_name(int file_type)
+{
+    for (size_t i = 0; i < sizeof(ftypes) / sizeof(ftypes[0]); i++)
+        if (ftypes[i].v == file_type)
+            return ftypes[i].name;
+    return NULL;
+}
+
+/* ---- inspection ---- */
+
+static struct drv_gguf_type_stat *type_slot(struct drv_gguf_info *info, const char *name)
+{
+    for (int i = 0; i < info->n_types; i++)
+        if (strcmp(info->types[i].type, name) == 0)
+            return &info->types[i];
+    if (info->n_types == DRV_GGUF_MAX_TYPES)
+        return NULL;
+    struct drv_gguf_type_stat *s = &info->types[info->n_types++];
+    memset(s, 0, sizeof(*s));
+    drv_strlcpy(s->type, name, sizeof(s->type));
+    return s;
+}
+
+static int read_tensors(const struct gguf_context *g, struct drv_gguf_info *info,
+                        struct drv_err *err)
+{
+    uint64_t data_off = gguf_get_data_offset(g);
+    uint64_t data_end = data_off;
+    for (int64_t i = 0; i < info->n_tensors; i++) {
+        const int64_t *ne = gguf_get_tensor_ne(g, i);
+        uint64_t n = 1;
+        for (int d = 0; d < GGML_MAX_DIMS; d++) {
+            if (ne[d] < 0 || (ne[d] > 0 && n > UINT64_MAX / (uint64_t)ne[d]))
+                return drv_err_set(err, DRV_EFORMAT, "tensor '%s' has an invalid shape",
+                                   gguf_get_tensor_name(g, i));
+            n *= (uint64_t)ne[d];
+        }
+        uint64_t bytes = gguf_get_tensor_size(g, i);
+        uint64_t end = data_off + gguf_get_tensor_offset(g, i) + bytes;
+        if (end > data_end)
+            data_end = end;
+        const char *tname = ggml_type_name(gguf_get_tensor_type(g, i));
+        struct drv_gguf_type_stat *s = type_slot(info, tname ? tname : "?");
+        if (s) {
+            s->n_tensors++;
+            s->n_elements += n;
+            s->n_bytes += bytes;
+        }
+        info->n_params += n;
+        info->tensor_bytes += bytes;
+    }
+    if (data_end > info->file_size)
+        return drv_err_set(err, DRV_EFORMAT,
+                           "truncated: tensor data ends at byte %llu but the file has %llu",
+                           (unsigned long long)data_end, (unsigned long long)info->file_size);
+    return 0;
+}
+
+static void read_hparams(const struct gguf_context *g, struct drv_gguf_info *info)
+{
+    const char *a = info->arch;
+    info->n_block = arch_u32(g, a, "block_count");
+    info->n_embd = arch_u32(g, a, "embedding_length");
+    info->n_head = arch_u32(g, a, "attention.head_count");
+    info->n_head_kv = arch_u32(g, a, "attention.head_count_kv");
+    if (info->n_head_kv == 0)
+        info->n_head_kv = info->n_head;
+    info->head_dim_k = arch_u32(g, a, "attention.key_length");
+    if (info->head_dim_k == 0 && info->n_head)
+        info->head_dim_k = info->n_embd / info->n_head;
+    info->head_dim_v = arch_u32(g, a, "attention.value_length");
+    if (info->head_dim_v == 0)
+        info->head_dim_v = info->head_dim_k;
+    info->n_ff = arch_u32(g, a, "feed_forward_length");
+    info->n_ctx_train = arch_u32(g, a, "context_length");
+    info->n_swa = arch_u32(g, a, "attention.sliding_window");
+    info->n_expert = arch_u32(g, a, "expert_count");
+    info->n_expert_used = arch_u32(g, a, "expert_used_count");
+    info->rope_dim = arch_u32(g, a, "rope.dimension_count");
+    char key[160];
+    snprintf(key, sizeof(key), "%s.rope.freq_base", a);
+    if (!kv_float(g, key, &info->rope_freq_base))
+        info->rope_freq_base = 0;
+    snprintf(key, sizeof(key), "%s.rope.scaling.type", a);
+    kv_str(g, key, info->rope_scaling, sizeof(info->rope_scaling));
+    snprintf(key, sizeof(key), "%s.rope.scaling.factor", a);
+    if (!kv_float(g, key, &info->rope_scaling_factor))
+        info->rope_scaling_factor = 0;
+    info->rope_orig_ctx = arch_u32(g, a, "rope.scaling.original_context_length");
+
+    kv_str(g, "tokenizer.ggml.model", info->tokenizer, sizeof(info->tokenizer));
+    int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (tok >= 0 && gguf_get_kv_type(g, tok) == GGUF_TYPE_ARRAY)
+        info->n_vocab = (uint32_t)gguf_get_arr_n(g, tok);
+    else
+        info->n_vocab = arch_u32(g, a, "vocab_size");
+    int64_t tmpl = gguf_find_key(g, "tokenizer.chat_template");
+    info->has_chat_template = tmpl >= 0 && gguf_get_kv_type(g, tmpl) == GGUF_TYPE_STRING &&
+                              gguf_get_val_str(g, tmpl)[0] != '\0';
+}
+
+static void pick_quant(const struct gguf_context *g, struct drv_gguf_info *info)
+{
+    uint64_t ft;
+    info->file_type = kv_uint(g, "general.file_type", &ft) && ft < 1024 ? (int)ft : -1;
+    const char *name = drv_ftype_name(info->file_type);
+    if (name) {
+        drv_strlcpy(info->quant, name, sizeof(info->quant));
+        return;
+    }
+    /* no (known) file type: name the type that holds most of the bytes */
+    const struct drv_gguf_type_stat *best = NULL;
+    for (int i = 0; i < info->n_types; i++)
+        if (!best || info->types[i].n_bytes > best->n_bytes)
+            best = &info->types[i];
+    drv_strlcpy(info->quant, best ? best->type : "unknown", sizeof(info->quant));
+    for (char *p = info->quant; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+}
+
+static int inspect_ctx(struct gguf_context *g, struct drv_gguf_info *info, struct drv_err *err)
+{
+    info->version = gguf_get_version(g);
+    info->n_kv = gguf_get_n_kv(g);
+    info->n_tensors = gguf_get_n_tensors(g);
+    kv_str(g, "general.architecture", info->arch, sizeof(info->arch));
+    kv_str(g, "general.name", info->name, sizeof(info->name));
+    int rc = read_tensors(g, info, err);
+    if (rc)
+        return rc;
+    read_hparams(g, info);
+    pick_quant(g, info);
+    return 0;
+}
+
+static int open_failed(struct drv_err *err)
+{
+    if (last_ggml_error[0])
+        return drv_err_set(err, DRV_EFORMAT, "not a valid GGUF file (%s)", last_ggml_error);
+    return drv_err_set(err, DRV_EFORMAT, "not a valid GGUF file");
+}
+
+int drv_gguf_inspect_buffer(const void *data, size_t size, struct drv_gguf_info *out,
+                            struct drv_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->file_size = size;
+    route_ggml_log();
+    last_ggml_error[0] = '\0';
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_buffer(data, size, params);
+    if (g == NULL)
+        return open_failed(err);
+    int rc = inspect_ctx(g, out, err);
+    gguf_free(g);
+    return rc;
+}
+
+int drv_gguf_inspect_file(const char *path, struct drv_gguf_info *out, struct drv_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return drv_err_set(err, errno == ENOENT ? DRV_ENOENT : DRV_EIO, "%s", strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return drv_err_set(err, DRV_EINVAL, "is a directory, not a GGUF file");
+    if (!S_ISREG(st.st_mode))
+        return drv_err_set(err, DRV_EINVAL, "not a regular file");
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return drv_err_set(err, DRV_EIO, "%s", strerror(errno));
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    if (got < 4 || memcmp(magic, "GGUF", 4) != 0) {
+        fclose(f);
+        return drv_err_set(err, DRV_EFORMAT, "not a GGUF file (no GGUF magic in the first bytes)");
+    }
+    rewind(f);
+    route_ggml_log();
+    last_ggml_error[0] = '\0';
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file_ptr(f, params);
+    fclose(f);
+    out->file_size = (uint64_t)st.st_size;
+    if (g == NULL)
+        return open_failed(err);
+    int rc = inspect_ctx(g, out, err);
+    gguf_free(g);
+    return rc;
+}
+
+const char *drv_ggml_version(void)
+{
+    static char v[96];
+    if (v[0] == '\0')
+        snprintf(v, sizeof(v), "%s (commit %s)", ggml_version(), ggml_commit());
+    return v;
+}
