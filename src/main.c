@@ -39,8 +39,7 @@ int main(int argc, char **argv)
         name = "help";
     const struct drv_cmd *cmd = drv_cmd_find(name);
     if (cmd == NULL) {
-        fprintf(stderr, "drover: unknown %s '%s'\n\n", name[0] == '-' ? "option" : "command",
-                name);
+        fprintf(stderr, "drover: unknown %s '%s'\n\n", name[0] == '-' ? "option" : "command", name);
         drv_cmd_overview(stderr);
         return 2;
     }

@@ -29,9 +29,9 @@ enum drv_gen_kind {
 };
 
 enum drv_format {
-    DRV_FORMAT_TEXT,   /* unconstrained */
-    DRV_FORMAT_JSON,   /* any JSON value (object) */
-    DRV_FORMAT_SCHEMA  /* JSON constrained by format_schema */
+    DRV_FORMAT_TEXT,  /* unconstrained */
+    DRV_FORMAT_JSON,  /* any JSON value (object) */
+    DRV_FORMAT_SCHEMA /* JSON constrained by format_schema */
 };
 
 struct drv_chat_msg {
@@ -58,26 +58,26 @@ struct drv_gen_request {
     const char *model; /* as the client named it ("stories260K", "qwen2.5:3b") */
 
     /* DRV_GEN_COMPLETE */
-    const char *prompt;  /* never NULL */
-    const char *system;  /* NULL = none */
-    const char *suffix;  /* NULL = none (fill-in-the-middle) */
-    bool raw;            /* true: prompt is sent as is, no template */
+    const char *prompt; /* never NULL */
+    const char *system; /* NULL = none */
+    const char *suffix; /* NULL = none (fill-in-the-middle) */
+    bool raw;           /* true: prompt is sent as is, no template */
 
     /* DRV_GEN_CHAT */
     const struct drv_chat_msg *messages;
     size_t n_messages;
 
     struct drv_sampling sampling;
-    int32_t num_predict; /* max tokens to generate; < 0 = until stop or context end */
-    int32_t num_ctx;     /* requested context; <= 0 = the model's default */
+    int32_t num_predict;     /* max tokens to generate; < 0 = until stop or context end */
+    int32_t num_ctx;         /* requested context; <= 0 = the model's default */
     const char *const *stop; /* stop strings, never emitted */
     size_t n_stop;
     enum drv_format format;
     const char *format_schema; /* JSON text of the schema when format == SCHEMA */
-    int think;               /* -1 = model default, 0 = off, 1 = on */
-    int64_t keep_alive_ms;   /* how long the model stays loaded after this request;
-                                INT64_MIN = server default, 0 = unload now, < 0 = forever */
-    atomic_bool *cancel;     /* optional; set true to cancel from any thread */
+    int think;                 /* -1 = model default, 0 = off, 1 = on */
+    int64_t keep_alive_ms;     /* how long the model stays loaded after this request;
+                                  INT64_MIN = server default, 0 = unload now, < 0 = forever */
+    atomic_bool *cancel;       /* optional; set true to cancel from any thread */
 };
 
 /* Fills *r with "default" for every knob (see the field comments). */
@@ -115,19 +115,19 @@ typedef int (*drv_gen_sink)(void *ud, const struct drv_gen_event *ev);
 
 /* What a backend can serve. */
 struct drv_model_desc {
-    char name[128];         /* "stories260K:latest" */
-    char model[128];        /* same as name unless aliased */
-    char digest[72];        /* sha256 hex of the file, or "" when not computed */
-    char family[32];        /* general.architecture */
-    char parameter_size[16];/* "292.8K", "7.6B" */
-    char quantization[24];  /* "Q4_K_M" */
-    uint64_t size;          /* file bytes */
-    int64_t modified_at;    /* unix seconds */
+    char name[128];          /* "stories260K:latest" */
+    char model[128];         /* same as name unless aliased */
+    char digest[72];         /* sha256 hex of the file, or "" when not computed */
+    char family[32];         /* general.architecture */
+    char parameter_size[16]; /* "292.8K", "7.6B" */
+    char quantization[24];   /* "Q4_K_M" */
+    uint64_t size;           /* file bytes */
+    int64_t modified_at;     /* unix seconds */
     /* loaded state (list_running) */
     uint64_t size_resident; /* bytes resident (weights + kv + compute) */
     uint64_t size_vram;     /* of which on GPU devices */
     uint32_t context_length;
-    int64_t expires_at;     /* unix seconds; 0 = never */
+    int64_t expires_at; /* unix seconds; 0 = never */
     uint32_t embedding_length;
     bool has_chat_template;
 };

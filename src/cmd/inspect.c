@@ -11,8 +11,8 @@ static json_t *info_to_json(const char *path, const struct drv_gguf_info *in)
     json_t *types = json_array();
     for (int i = 0; i < in->n_types; i++) {
         const struct drv_gguf_type_stat *t = &in->types[i];
-        json_array_append_new(types, json_pack("{s:s, s:I, s:I, s:I}", "type", t->type,
-                                               "tensors", (json_int_t)t->n_tensors, "elements",
+        json_array_append_new(types, json_pack("{s:s, s:I, s:I, s:I}", "type", t->type, "tensors",
+                                               (json_int_t)t->n_tensors, "elements",
                                                (json_int_t)t->n_elements, "bytes",
                                                (json_int_t)t->n_bytes));
     }
@@ -44,8 +44,8 @@ static json_t *info_to_json(const char *path, const struct drv_gguf_info *in)
                         in->rope_freq_base > 0 ? json_real(in->rope_freq_base) : json_null());
     json_object_set_new(rope, "scaling_type",
                         in->rope_scaling[0] ? json_string(in->rope_scaling) : json_null());
-    json_object_set_new(rope, "scaling_factor", in->rope_scaling_factor > 0
-                                                    ? json_real(in->rope_scaling_factor)
+    json_object_set_new(rope, "scaling_factor",
+                        in->rope_scaling_factor > 0 ? json_real(in->rope_scaling_factor)
                                                     : json_null());
     json_object_set_new(rope, "original_context_length", json_integer(in->rope_orig_ctx));
     json_object_set_new(o, "rope", rope);

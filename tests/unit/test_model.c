@@ -12,7 +12,7 @@
 #include "model/model.h"
 
 #define STORIES DROVER_TEST_MODELS "/stories260K.gguf"
-#define TINY DROVER_TEST_MODELS "/llama-2-tiny-random.gguf"
+#define TINY    DROVER_TEST_MODELS "/llama-2-tiny-random.gguf"
 
 static unsigned char *read_all(const char *path, size_t *size)
 {
