@@ -1,0 +1,76 @@
+/* engine — the embedded llama.cpp node. The only module that includes llama.h.
+ *
+ * A registry of named GGUF models; each loaded model has one scheduler thread
+ * that owns its llama_context and runs continuous batching over N slots.
+ * Exposed to the rest of drover as a struct drv_backend (backend/backend.h). */
+#ifndef DRV_ENGINE_H
+#define DRV_ENGINE_H
+
+#include "backend/backend.h"
+#include "base/base.h"
+
+#include <stdint.h>
+
+struct drv_engine_params {
+    int n_parallel;         /* slots per loaded model; default 4 */
+    uint32_t n_ctx;         /* context tokens per slot; 0 = min(model's, 4096) */
+    int n_threads;          /* generation threads; 0 = physical cores */
+    int n_threads_batch;    /* prompt threads; 0 = n_threads */
+    uint32_t n_batch;       /* tokens per decode step (prompt chunk budget); default 512 */
+    int max_loaded;         /* models loaded at once, least recently used evicted; default 2 */
+    int max_queue;          /* queued requests per model beyond the slots; default 64 */
+    int64_t keep_alive_ms;  /* default keep_alive; default 5 minutes; < 0 = forever */
+    int n_gpu_layers;       /* layers offloaded to GPUs; -1 = all (default) */
+};
+
+struct drv_engine_params drv_engine_default_params(void);
+
+struct drv_engine;
+
+/* Creates an engine with no models. Initialises llama.cpp's backends once per
+ * process and routes its log into drover's. Caller frees with drv_engine_free. */
+struct drv_engine *drv_engine_new(const struct drv_engine_params *params, struct drv_err *err);
+/* Unloads every model (cancelling running requests, which get their terminal
+ * event) and frees the engine. */
+void drv_engine_free(struct drv_engine *e);
+
+/* Registers the GGUF file at path under name (":latest" is implied when name
+ * has no tag). The file is inspected (not loaded) now: a missing or corrupt file
+ * fails here with a clear message. Names are unique: DRV_EINVAL on a duplicate. */
+int drv_engine_add_model(struct drv_engine *e, const char *name, const char *path,
+                         struct drv_err *err);
+/* Registers every *.gguf in dir (not recursive) under its file stem. Files
+ * that fail inspection are skipped with a warning. Returns the count added. */
+int drv_engine_add_dir(struct drv_engine *e, const char *dir, struct drv_err *err);
+/* Registers the models of an Ollama store (dir = ~/.ollama/models or
+ * $OLLAMA_MODELS) under their Ollama names, read-only. Returns the count added. */
+int drv_engine_add_ollama_store(struct drv_engine *e, const char *dir, struct drv_err *err);
+
+/* The engine as a backend; valid until drv_engine_free. */
+struct drv_backend *drv_engine_backend(struct drv_engine *e);
+
+/* Live counters for /metrics. */
+struct drv_engine_metrics {
+    uint64_t requests_total;
+    uint64_t prompt_tokens_total;
+    uint64_t generated_tokens_total;
+    int busy_slots;
+    int queued;
+    int loaded_models;
+};
+void drv_engine_metrics(struct drv_engine *e, struct drv_engine_metrics *out);
+
+/* ---- text helpers (engine/text.c), exposed for tests ---- */
+
+/* Bytes of s[0..len) that form complete UTF-8 sequences (an incomplete trailing
+ * sequence is held back until the next token completes it). */
+size_t drv_utf8_complete_len(const char *s, size_t len);
+
+/* Looks for stop strings in text[0..len). Returns the number of bytes that can be
+ * emitted now. *stopped is set when a stop string was found (the returned length
+ * then ends right before it). Without a match, a tail that could be the start of
+ * a stop string is held back. */
+size_t drv_stop_scan(const char *text, size_t len, const char *const *stops, size_t n_stops,
+                     bool *stopped);
+
+#endif

@@ -1,0 +1,107 @@
+/* engine internals: shared by the engine's own .c files only. */
+#ifndef DRV_ENGINE_INT_H
+#define DRV_ENGINE_INT_H
+
+#include "engine/engine.h"
+#include "model/model.h"
+
+#include <limits.h>
+#include <llama.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A request as the engine keeps it: a deep copy, owned by the engine from
+ * generate() until its terminal event. */
+struct drv_job {
+    struct drv_job *next;
+    enum drv_gen_kind kind;
+    char *prompt, *system, *suffix;
+    bool raw;
+    struct drv_chat_msg *messages; /* strings owned */
+    size_t n_messages;
+    struct drv_sampling sampling;
+    int32_t num_predict;
+    char **stop;
+    size_t n_stop;
+    enum drv_format format;
+    char *format_schema;
+    int think;
+    int64_t keep_alive_ms;
+    atomic_bool *cancel;
+    drv_gen_sink sink;
+    void *sink_ud;
+    uint64_t t_arrival;
+    uint64_t load_ns;
+};
+
+enum drv_slot_state { DRV_SLOT_IDLE, DRV_SLOT_PROMPT, DRV_SLOT_GEN };
+
+struct drv_slot {
+    int seq;
+    enum drv_slot_state state;
+    struct drv_job *job;
+    llama_token *prompt;
+    int n_prompt, n_fed;
+    int n_past;
+    int n_gen;
+    llama_token last;
+    int logits_idx; /* index in the current batch, -1 = none */
+    struct llama_sampler *smpl;
+    struct drv_buf pending; /* generated text not yet emitted */
+    bool in_think;
+    bool think_capable;
+    bool saw_answer;
+    uint64_t t_start, t_prompt_done, t_last;
+};
+
+enum drv_model_state { DRV_MODEL_UNLOADED, DRV_MODEL_LOADING, DRV_MODEL_READY };
+
+struct drv_emodel {
+    char name[128];
+    char path[PATH_MAX];
+    struct drv_gguf_info info;
+    int64_t mtime;
+    /* guarded by engine->mu */
+    enum drv_model_state state;
+    bool thread_running;
+    bool stop;
+    pthread_t thread;
+    pthread_cond_t cond;
+    struct drv_job *q_head, *q_tail;
+    int n_queued;
+    int n_active;
+    uint64_t last_used_ns;
+    int64_t keep_alive_ms;  /* from the most recent request */
+    int64_t expires_at_ms;  /* wall clock; 0 = never */
+    uint32_t n_ctx_slot;
+    uint64_t size_resident;
+    uint64_t size_vram;
+    /* owned by the scheduler thread */
+    struct llama_model *lm;
+    struct llama_context *ctx;
+    const struct llama_vocab *vocab;
+    struct drv_slot *slots;
+    int n_slots;
+    char *tmpl; /* chat template text, NULL = none */
+    struct drv_engine *engine;
+};
+
+struct drv_engine {
+    struct drv_engine_params p;
+    pthread_mutex_t mu;
+    pthread_cond_t idle_cond; /* a model finished unloading */
+    struct drv_emodel **models;
+    int n_models, cap_models;
+    struct drv_backend backend;
+    bool closing;
+    atomic_uint_fast64_t requests_total, prompt_tokens_total, generated_tokens_total;
+};
+
+void *drv_sched_main(void *arg); /* sched.c: a model's scheduler thread */
+void drv_job_free(struct drv_job *j);
+/* Sends a terminal error to a job and frees it. Call without engine->mu held. */
+void drv_job_fail(struct drv_job *j, const char *model, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int64_t drv_wall_ms(void);
+
+#endif

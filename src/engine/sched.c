@@ -1,0 +1,710 @@
+/* sched: one thread per loaded model. Loads it, then runs continuous batching:
+ * every decode step carries one token for each generating slot plus prompt
+ * chunks of slots that are starting, so running streams keep flowing while a
+ * long prompt is processed. Unloads the model when its keep_alive expires. */
+#include "engine/engine_int.h"
+
+#include <ggml-backend.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Any JSON object; used for format "json" and, until schemas are compiled to
+ * grammars, for format schemas too. */
+static const char json_grammar[] =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
+    "[0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
+    "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9]{1,3})? ws\n"
+    "ws     ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+
+static int physical_cores(void)
+{
+    /* distinct (physical id, core id) pairs; llama.cpp is fastest on physical cores */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (f == NULL)
+        return n > 0 ? (int)n : 1;
+    char line[256];
+    int phys = -1, seen[1024][2], n_seen = 0;
+    while (fgets(line, sizeof(line), f)) {
+        int v;
+        if (sscanf(line, "physical id : %d", &v) == 1)
+            phys = v;
+        else if (sscanf(line, "core id : %d", &v) == 1) {
+            bool dup = false;
+            for (int i = 0; i < n_seen; i++)
+                dup |= seen[i][0] == phys && seen[i][1] == v;
+            if (!dup && n_seen < 1024) {
+                seen[n_seen][0] = phys;
+                seen[n_seen][1] = v;
+                n_seen++;
+            }
+        }
+    }
+    fclose(f);
+    if (n_seen > 0)
+        return n_seen;
+    return n > 0 ? (int)n : 1;
+}
+
+/* ---- loading ---- */
+
+static bool has_gpu(void)
+{
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(ggml_backend_dev_get(i));
+        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU)
+            return true;
+    }
+    return false;
+}
+
+static int load_model(struct drv_emodel *m, struct drv_err *err)
+{
+    const struct drv_engine_params *p = &m->engine->p;
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = p->n_gpu_layers;
+    m->lm = llama_model_load_from_file(m->path, mp);
+    if (m->lm == NULL)
+        return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s (see the log)",
+                           m->path);
+    m->vocab = llama_model_get_vocab(m->lm);
+    uint32_t train = (uint32_t)llama_model_n_ctx_train(m->lm);
+    uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
+    m->n_slots = p->n_parallel;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = n_ctx * (uint32_t)m->n_slots;
+    cp.n_seq_max = (uint32_t)m->n_slots;
+    cp.n_batch = p->n_batch;
+    cp.n_ubatch = p->n_batch;
+    int nt = p->n_threads > 0 ? p->n_threads : physical_cores();
+    cp.n_threads = nt;
+    cp.n_threads_batch = p->n_threads_batch > 0 ? p->n_threads_batch : nt;
+    cp.kv_unified = false;
+    cp.no_perf = true;
+    m->ctx = llama_init_from_model(m->lm, cp);
+    if (m->ctx == NULL) {
+        llama_model_free(m->lm);
+        m->lm = NULL;
+        return drv_err_set(err, DRV_ENOMEM,
+                           "llama.cpp could not create a context of %u tokens for %s",
+                           cp.n_ctx, m->name);
+    }
+    m->n_ctx_slot = llama_n_ctx_seq(m->ctx);
+    m->slots = calloc((size_t)m->n_slots, sizeof(*m->slots));
+    for (int i = 0; m->slots && i < m->n_slots; i++) {
+        m->slots[i].seq = i;
+        drv_buf_init(&m->slots[i].pending, 1 << 20);
+    }
+    const char *t = llama_model_chat_template(m->lm, NULL);
+    m->tmpl = t ? strdup(t) : NULL;
+    if (m->slots == NULL || (t && m->tmpl == NULL)) {
+        free(m->slots);
+        llama_free(m->ctx);
+        llama_model_free(m->lm);
+        m->lm = NULL;
+        m->ctx = NULL;
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    }
+    /* resident = weights + KV cache (f16 K and V for every cell of every layer) */
+    const struct drv_gguf_info *in = &m->info;
+    uint64_t kv = (uint64_t)llama_n_ctx(m->ctx) * in->n_block * in->n_head_kv *
+                  (in->head_dim_k + in->head_dim_v) * 2;
+    m->size_resident = llama_model_size(m->lm) + kv;
+    m->size_vram = has_gpu() && p->n_gpu_layers != 0 ? m->size_resident : 0;
+    return 0;
+}
+
+static void unload_model(struct drv_emodel *m)
+{
+    for (int i = 0; m->slots && i < m->n_slots; i++) {
+        if (m->slots[i].smpl)
+            llama_sampler_free(m->slots[i].smpl);
+        free(m->slots[i].prompt);
+        drv_buf_release(&m->slots[i].pending);
+    }
+    free(m->slots);
+    m->slots = NULL;
+    free(m->tmpl);
+    m->tmpl = NULL;
+    if (m->ctx)
+        llama_free(m->ctx);
+    if (m->lm)
+        llama_model_free(m->lm);
+    m->ctx = NULL;
+    m->lm = NULL;
+}
+
+/* ---- one request into a slot ---- */
+
+static bool think_capable(const struct drv_emodel *m)
+{
+    return m->tmpl && strstr(m->tmpl, "<think>") != NULL;
+}
+
+static int apply_template(const struct drv_emodel *m, const struct llama_chat_message *msgs,
+                          size_t n, struct drv_buf *out)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(msgs[i].content) + 64;
+    int32_t cap = (int32_t)(total * 2 + 1024);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *buf = malloc((size_t)cap);
+        if (buf == NULL)
+            return DRV_ENOMEM;
+        int32_t r = llama_chat_apply_template(m->tmpl, msgs, n, true, buf, cap);
+        if (r < 0) {
+            free(buf);
+            return DRV_EINVAL;
+        }
+        if (r <= cap) {
+            int rc = drv_buf_append(out, buf, (size_t)r);
+            free(buf);
+            return rc;
+        }
+        free(buf);
+        cap = r + 1;
+    }
+    return DRV_EINVAL;
+}
+
+/* Builds the text the model sees. Returns whether special tokens in it are real
+ * (templated) or plain text (raw / no template). */
+static int build_prompt(const struct drv_emodel *m, const struct drv_job *j, struct drv_buf *out,
+                        bool *templated, char *why, size_t why_size)
+{
+    *templated = false;
+    if (j->kind == DRV_GEN_COMPLETE && j->raw)
+        return drv_buf_append(out, j->prompt, strlen(j->prompt));
+    size_t n = j->kind == DRV_GEN_CHAT ? j->n_messages : 2;
+    struct llama_chat_message *msgs = calloc(n ? n : 1, sizeof(*msgs));
+    if (msgs == NULL)
+        return DRV_ENOMEM;
+    size_t k = 0;
+    if (j->kind == DRV_GEN_CHAT) {
+        for (size_t i = 0; i < j->n_messages; i++)
+            msgs[k++] = (struct llama_chat_message){j->messages[i].role, j->messages[i].content};
+    } else {
+        if (j->system && j->system[0])
+            msgs[k++] = (struct llama_chat_message){"system", j->system};
+        msgs[k++] = (struct llama_chat_message){"user", j->prompt};
+    }
+    int rc = 0;
+    if (m->tmpl) {
+        rc = apply_template(m, msgs, k, out);
+        if (rc == DRV_EINVAL)
+            snprintf(why, why_size,
+                     "the chat template of %s is not one llama.cpp's built-in template "
+                     "support knows",
+                     m->name);
+        *templated = rc == 0;
+        if (rc == 0 && j->think == 0 && think_capable(m))
+            rc = drv_buf_append(out, "<think>\n\n</think>\n\n", 19);
+    } else {
+        /* no chat template: the messages' text, one after the other, the way a
+         * base model continues it */
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            if (i > 0)
+                rc = drv_buf_append(out, "\n", 1);
+            if (rc == 0)
+                rc = drv_buf_append(out, msgs[i].content, strlen(msgs[i].content));
+        }
+    }
+    free(msgs);
+    return rc;
+}
+
+static struct llama_sampler *build_sampler(const struct drv_emodel *m, const struct drv_job *j)
+{
+    const struct drv_sampling *s = &j->sampling;
+    float temp = isnan(s->temperature) ? 0.8f : s->temperature;
+    int top_k = s->top_k < 0 ? 40 : s->top_k;
+    float top_p = isnan(s->top_p) ? 0.9f : s->top_p;
+    float min_p = isnan(s->min_p) ? 0.0f : s->min_p;
+    float rep = isnan(s->repeat_penalty) ? 1.0f : s->repeat_penalty;
+    int last_n = s->repeat_last_n < -1 ? 64 : s->repeat_last_n == -1 ? (int)m->n_ctx_slot
+                                                                       : s->repeat_last_n;
+    float pres = isnan(s->presence_penalty) ? 0.0f : s->presence_penalty;
+    float freq = isnan(s->frequency_penalty) ? 0.0f : s->frequency_penalty;
+    uint32_t seed = s->seed < 0 ? LLAMA_DEFAULT_SEED : (uint32_t)s->seed;
+
+    struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+    cp.no_perf = true;
+    struct llama_sampler *c = llama_sampler_chain_init(cp);
+    if (c == NULL)
+        return NULL;
+    if (rep != 1.0f || pres != 0.0f || freq != 0.0f)
+        llama_sampler_chain_add(c, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab), last_n, rep, freq, pres));
+    if (j->format != DRV_FORMAT_TEXT) {
+        struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, json_grammar, "root");
+        if (g == NULL) {
+            llama_sampler_free(c);
+            return NULL;
+        }
+        llama_sampler_chain_add(c, g);
+    }
+    if (temp <= 0.0f) {
+        llama_sampler_chain_add(c, llama_sampler_init_greedy());
+        return c;
+    }
+    if (top_k > 0)
+        llama_sampler_chain_add(c, llama_sampler_init_top_k(top_k));
+    if (top_p < 1.0f)
+        llama_sampler_chain_add(c, llama_sampler_init_top_p(top_p, 1));
+    if (min_p > 0.0f)
+        llama_sampler_chain_add(c, llama_sampler_init_min_p(min_p, 1));
+    llama_sampler_chain_add(c, llama_sampler_init_temp(temp));
+    llama_sampler_chain_add(c, llama_sampler_init_dist(seed));
+    return c;
+}
+
+/* Takes j into slot s. On failure the job has been failed and freed. */
+static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *j)
+{
+    struct drv_buf text;
+    drv_buf_init(&text, 64u << 20);
+    bool templated;
+    char why[256] = "";
+    int rc = build_prompt(m, j, &text, &templated, why, sizeof(why));
+    if (rc) {
+        drv_buf_release(&text);
+        drv_job_fail(j, m->name, rc == DRV_EINVAL ? 400 : 500, "%s",
+                     why[0] ? why : "cannot build the prompt");
+        return rc;
+    }
+    const char *t = text.data ? text.data : "";
+    int32_t len = (int32_t)text.len;
+    int32_t n = -llama_tokenize(m->vocab, t, len, NULL, 0, true, templated);
+    if (n <= 0)
+        n = 1;
+    s->prompt = malloc((size_t)n * sizeof(llama_token));
+    int32_t got = s->prompt ? llama_tokenize(m->vocab, t, len, s->prompt, n, true, templated) : -1;
+    drv_buf_release(&text);
+    if (got < 0) {
+        free(s->prompt);
+        s->prompt = NULL;
+        drv_job_fail(j, m->name, 500, "cannot tokenize the prompt");
+        return DRV_EINVAL;
+    }
+    if (got == 0) {
+        /* an empty prompt without BOS: start from BOS anyway */
+        s->prompt[0] = llama_vocab_bos(m->vocab);
+        got = 1;
+    }
+    if ((uint32_t)got >= m->n_ctx_slot) {
+        free(s->prompt);
+        s->prompt = NULL;
+        drv_job_fail(j, m->name, 400,
+                     "the prompt is %d tokens but the context of %s holds %u per request", got,
+                     m->name, m->n_ctx_slot);
+        return DRV_EINVAL;
+    }
+    s->smpl = build_sampler(m, j);
+    if (s->smpl == NULL) {
+        free(s->prompt);
+        s->prompt = NULL;
+        drv_job_fail(j, m->name, 500, "cannot build the sampler");
+        return DRV_ENOMEM;
+    }
+    s->n_prompt = got;
+    s->n_fed = 0;
+    s->n_past = 0;
+    s->n_gen = 0;
+    s->logits_idx = -1;
+    s->job = j;
+    s->state = DRV_SLOT_PROMPT;
+    s->think_capable = think_capable(m) && j->think != 0;
+    s->in_think = false;
+    s->saw_answer = false;
+    drv_buf_reset(&s->pending);
+    s->t_start = drv_now_ns();
+    s->t_prompt_done = s->t_last = 0;
+    llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+    return 0;
+}
+
+/* ---- text out ---- */
+
+static int send_text(struct drv_emodel *m, struct drv_slot *s, enum drv_ev_kind kind,
+                     const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct drv_gen_event ev = {.kind = kind, .text = p, .len = n, .model = m->name};
+    return s->job->sink(s->job->sink_ud, &ev);
+}
+
+/* Emits what can be emitted of s->pending. final: the generation ended, flush
+ * everything that is not a stop string. Sets *stopped when a stop string was hit.
+ * Returns nonzero when the client cancelled. */
+static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, bool *stopped)
+{
+    static const char open_tag[] = "<think>", close_tag[] = "</think>";
+    *stopped = false;
+    char *p = s->pending.data;
+    size_t len = s->pending.len, used = 0;
+    int cancel = 0;
+    while (used < len && !cancel) {
+        char *cur = p + used;
+        size_t left = len - used;
+        if (s->in_think) {
+            char *end = memmem(cur, left, close_tag, sizeof(close_tag) - 1);
+            size_t n;
+            if (end) {
+                n = (size_t)(end - cur);
+                cancel = send_text(m, s, DRV_EV_THINKING, cur, n);
+                used += n + sizeof(close_tag) - 1;
+                s->in_think = false;
+                /* the answer usually starts after blank lines */
+                while (used < len && (p[used] == '\n' || p[used] == ' '))
+                    used++;
+                continue;
+            }
+            const char *const tag[] = {close_tag};
+            bool dummy;
+            n = final ? left : drv_stop_scan(cur, left, tag, 1, &dummy);
+            n = final ? n : drv_utf8_complete_len(cur, n);
+            cancel = send_text(m, s, DRV_EV_THINKING, cur, n);
+            used += n;
+            break;
+        }
+        if (s->think_capable && !s->saw_answer) {
+            /* a thinking model opens with <think>, maybe after whitespace */
+            size_t ws = 0;
+            while (ws < left && (cur[ws] == '\n' || cur[ws] == ' '))
+                ws++;
+            size_t rest = left - ws, cmp = rest < sizeof(open_tag) - 1 ? rest : sizeof(open_tag) - 1;
+            if (memcmp(cur + ws, open_tag, cmp) == 0) {
+                if (cmp < sizeof(open_tag) - 1 && !final)
+                    break; /* wait for the rest of the tag */
+                if (cmp == sizeof(open_tag) - 1) {
+                    used += ws + cmp;
+                    s->in_think = true;
+                    continue;
+                }
+            }
+            s->saw_answer = true;
+        }
+        size_t n = drv_stop_scan(cur, left, (const char *const *)s->job->stop, s->job->n_stop,
+                                 stopped);
+        if (!*stopped && !final)
+            n = drv_utf8_complete_len(cur, n);
+        cancel = send_text(m, s, DRV_EV_TOKEN, cur, n);
+        used += n;
+        if (*stopped)
+            used = len;
+        break;
+    }
+    memmove(p, p + used, len - used);
+    s->pending.len = len - used;
+    if (p)
+        p[s->pending.len] = '\0';
+    return cancel;
+}
+
+/* Ends the slot's request with its terminal event and frees the slot. */
+static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *reason)
+{
+    struct drv_job *j = s->job;
+    uint64_t now = drv_now_ns();
+    if (strcmp(reason, "cancel") != 0) {
+        bool stopped;
+        flush_pending(m, s, true, &stopped);
+    }
+    struct drv_gen_event ev = {.kind = DRV_EV_DONE, .model = m->name};
+    ev.stats.total_ns = now - j->t_arrival;
+    ev.stats.load_ns = j->load_ns;
+    uint64_t pdone = s->t_prompt_done ? s->t_prompt_done : now;
+    ev.stats.prompt_ns = pdone - s->t_start;
+    ev.stats.eval_ns = s->t_last > pdone ? s->t_last - pdone : 0;
+    ev.stats.prompt_tokens = s->n_fed;
+    ev.stats.eval_tokens = s->n_gen;
+    ev.stats.done_reason = reason;
+    atomic_fetch_add(&m->engine->prompt_tokens_total, (uint64_t)s->n_fed);
+    atomic_fetch_add(&m->engine->generated_tokens_total, (uint64_t)s->n_gen);
+    j->sink(j->sink_ud, &ev);
+
+    llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+    llama_sampler_free(s->smpl);
+    s->smpl = NULL;
+    free(s->prompt);
+    s->prompt = NULL;
+    s->job = NULL;
+    s->state = DRV_SLOT_IDLE;
+
+    struct drv_engine *e = m->engine;
+    pthread_mutex_lock(&e->mu);
+    m->n_active--;
+    m->keep_alive_ms = j->keep_alive_ms == INT64_MIN ? e->p.keep_alive_ms : j->keep_alive_ms;
+    m->last_used_ns = now;
+    pthread_mutex_unlock(&e->mu);
+    drv_job_free(j);
+}
+
+/* ---- the loop ---- */
+
+static bool is_cancelled(const struct drv_job *j)
+{
+    return j->cancel && atomic_load(j->cancel);
+}
+
+/* With e->mu held: moves queued jobs into free slots. Returns the jobs that
+ * were taken (their slot is reserved: state PROMPT, job set) so that the
+ * caller can finish starting them without the lock. */
+static void take_queued(struct drv_emodel *m)
+{
+    for (int i = 0; i < m->n_slots && m->q_head; i++) {
+        struct drv_slot *s = &m->slots[i];
+        if (s->state != DRV_SLOT_IDLE || s->job)
+            continue;
+        struct drv_job *j = m->q_head;
+        m->q_head = j->next;
+        if (m->q_head == NULL)
+            m->q_tail = NULL;
+        j->next = NULL;
+        m->n_queued--;
+        m->n_active++;
+        s->job = j; /* reserved; slot_start runs without the lock */
+    }
+}
+
+static void set_expiry(struct drv_emodel *m)
+{
+    if (m->keep_alive_ms < 0)
+        m->expires_at_ms = 0;
+    else
+        m->expires_at_ms = drv_wall_ms() + m->keep_alive_ms;
+}
+
+/* Waits (e->mu held) until there is work, or returns false when the model should
+ * unload. */
+static bool wait_for_work(struct drv_emodel *m)
+{
+    struct drv_engine *e = m->engine;
+    for (;;) {
+        if (m->stop)
+            return false;
+        take_queued(m);
+        if (m->n_active > 0)
+            return true;
+        set_expiry(m);
+        if (m->keep_alive_ms == 0)
+            return false;
+        if (m->expires_at_ms == 0) {
+            pthread_cond_wait(&m->cond, &e->mu);
+            continue;
+        }
+        struct timespec ts = {.tv_sec = m->expires_at_ms / 1000,
+                              .tv_nsec = (m->expires_at_ms % 1000) * 1000000};
+        int64_t before = m->expires_at_ms;
+        pthread_cond_timedwait(&m->cond, &e->mu, &ts);
+        if (m->q_head == NULL && !m->stop && drv_wall_ms() >= before)
+            return false; /* idle past keep_alive */
+    }
+}
+
+static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
+{
+    for (int i = 0; i < m->n_slots; i++) {
+        struct drv_slot *s = &m->slots[i];
+        if (s->job == NULL || s->state == DRV_SLOT_IDLE)
+            continue;
+        struct drv_job *j = s->job;
+        struct drv_gen_event ev = {.kind = DRV_EV_ERROR, .status = status, .message = msg,
+                                   .model = m->name};
+        j->sink(j->sink_ud, &ev);
+        llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+        llama_sampler_free(s->smpl);
+        s->smpl = NULL;
+        free(s->prompt);
+        s->prompt = NULL;
+        s->job = NULL;
+        s->state = DRV_SLOT_IDLE;
+        pthread_mutex_lock(&m->engine->mu);
+        m->n_active--;
+        pthread_mutex_unlock(&m->engine->mu);
+        drv_job_free(j);
+    }
+}
+
+/* One decode step over all active slots. */
+static void step(struct drv_emodel *m, struct llama_batch *batch)
+{
+    uint32_t budget = m->engine->p.n_batch;
+    batch->n_tokens = 0;
+    /* generating slots first: one token each, so streams never wait on prompts */
+    for (int i = 0; i < m->n_slots; i++) {
+        struct drv_slot *s = &m->slots[i];
+        s->logits_idx = -1;
+        if (s->state != DRV_SLOT_GEN)
+            continue;
+        int k = batch->n_tokens++;
+        batch->token[k] = s->last;
+        batch->pos[k] = s->n_past++;
+        batch->n_seq_id[k] = 1;
+        batch->seq_id[k][0] = s->seq;
+        batch->logits[k] = 1;
+        s->logits_idx = k;
+        budget--;
+    }
+    for (int i = 0; i < m->n_slots && budget > 0; i++) {
+        struct drv_slot *s = &m->slots[i];
+        if (s->state != DRV_SLOT_PROMPT)
+            continue;
+        int chunk = s->n_prompt - s->n_fed;
+        if ((uint32_t)chunk > budget)
+            chunk = (int)budget;
+        for (int t = 0; t < chunk; t++) {
+            int k = batch->n_tokens++;
+            batch->token[k] = s->prompt[s->n_fed++];
+            batch->pos[k] = s->n_past++;
+            batch->n_seq_id[k] = 1;
+            batch->seq_id[k][0] = s->seq;
+            batch->logits[k] = 0;
+        }
+        budget -= (uint32_t)chunk;
+        if (s->n_fed == s->n_prompt) {
+            batch->logits[batch->n_tokens - 1] = 1;
+            s->logits_idx = batch->n_tokens - 1;
+        }
+    }
+    if (batch->n_tokens == 0)
+        return;
+    int rc = llama_decode(m->ctx, *batch);
+    if (rc != 0) {
+        drv_log(DRV_LOG_ERROR, "%s: llama_decode failed (%d)", m->name, rc);
+        fail_all_active(m, 500, "llama.cpp failed to decode");
+        return;
+    }
+    uint64_t now = drv_now_ns();
+    for (int i = 0; i < m->n_slots; i++) {
+        struct drv_slot *s = &m->slots[i];
+        if (s->logits_idx < 0 || s->job == NULL)
+            continue;
+        if (s->state == DRV_SLOT_PROMPT) {
+            s->state = DRV_SLOT_GEN;
+            s->t_prompt_done = now;
+        }
+        llama_token tok = llama_sampler_sample(s->smpl, m->ctx, s->logits_idx);
+        s->t_last = now;
+        if (llama_vocab_is_eog(m->vocab, tok)) {
+            slot_finish(m, s, "stop");
+            continue;
+        }
+        s->n_gen++;
+        char piece[256];
+        int n = llama_token_to_piece(m->vocab, tok, piece, sizeof(piece), 0, false);
+        if (n > 0 && drv_buf_append(&s->pending, piece, (size_t)n) != 0) {
+            slot_finish(m, s, "length");
+            continue;
+        }
+        bool stopped;
+        if (flush_pending(m, s, false, &stopped) != 0 || is_cancelled(s->job)) {
+            slot_finish(m, s, "cancel");
+            continue;
+        }
+        if (stopped) {
+            slot_finish(m, s, "stop");
+            continue;
+        }
+        if ((s->job->num_predict >= 0 && s->n_gen >= s->job->num_predict) ||
+            (uint32_t)s->n_past + 1 >= m->n_ctx_slot) {
+            slot_finish(m, s, "length");
+            continue;
+        }
+        s->last = tok;
+    }
+}
+
+void *drv_sched_main(void *arg)
+{
+    struct drv_emodel *m = arg;
+    struct drv_engine *e = m->engine;
+    uint64_t t0 = drv_now_ns();
+    struct drv_err err;
+    drv_err_init(&err);
+    drv_log(DRV_LOG_INFO, "loading %s from %s", m->name, m->path);
+    int rc = load_model(m, &err);
+    uint64_t t1 = drv_now_ns();
+
+    pthread_mutex_lock(&e->mu);
+    if (rc != 0) {
+        struct drv_job *q = m->q_head;
+        m->q_head = m->q_tail = NULL;
+        m->n_queued = 0;
+        m->state = DRV_MODEL_UNLOADED;
+        m->thread_running = false;
+        pthread_mutex_unlock(&e->mu);
+        drv_log(DRV_LOG_ERROR, "%s", err.msg);
+        while (q) {
+            struct drv_job *next = q->next;
+            drv_job_fail(q, m->name, 500, "failed to load model \"%s\": %s", m->name, err.msg);
+            q = next;
+        }
+        return NULL;
+    }
+    m->state = DRV_MODEL_READY;
+    for (struct drv_job *j = m->q_head; j; j = j->next)
+        j->load_ns = t1 - (j->t_arrival > t0 ? j->t_arrival : t0);
+    drv_log(DRV_LOG_INFO, "loaded %s in %.2f s: %d slots x %u tokens", m->name,
+            (double)(t1 - t0) / 1e9, m->n_slots, m->n_ctx_slot);
+
+    struct llama_batch batch = llama_batch_init((int32_t)e->p.n_batch + m->n_slots, 0, 1);
+    for (;;) {
+        if (!wait_for_work(m))
+            break;
+        pthread_mutex_unlock(&e->mu);
+        /* start reserved slots, outside the lock */
+        for (int i = 0; i < m->n_slots; i++) {
+            struct drv_slot *s = &m->slots[i];
+            if (s->job && s->state == DRV_SLOT_IDLE) {
+                struct drv_job *j = s->job;
+                s->job = NULL;
+                if (slot_start(m, s, j) != 0) {
+                    pthread_mutex_lock(&e->mu);
+                    m->n_active--;
+                    pthread_mutex_unlock(&e->mu);
+                }
+            }
+        }
+        for (int i = 0; i < m->n_slots; i++) {
+            struct drv_slot *s = &m->slots[i];
+            if (s->job && s->state != DRV_SLOT_IDLE && is_cancelled(s->job))
+                slot_finish(m, s, "cancel");
+        }
+        step(m, &batch);
+        pthread_mutex_lock(&e->mu);
+    }
+    /* unloading: e->mu held */
+    struct drv_job *q = m->q_head;
+    m->q_head = m->q_tail = NULL;
+    m->n_queued = 0;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].job && m->slots[i].state != DRV_SLOT_IDLE)
+            slot_finish(m, &m->slots[i], "cancel");
+    while (q) {
+        struct drv_job *next = q->next;
+        drv_job_fail(q, m->name, 503, "model \"%s\" was unloaded", m->name);
+        q = next;
+    }
+    llama_batch_free(batch);
+    unload_model(m);
+    drv_log(DRV_LOG_INFO, "unloaded %s", m->name);
+    pthread_mutex_lock(&e->mu);
+    m->state = DRV_MODEL_UNLOADED;
+    m->thread_running = false;
+    m->size_resident = m->size_vram = 0;
+    m->expires_at_ms = 0;
+    pthread_cond_broadcast(&e->idle_cond);
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}

@@ -1,0 +1,345 @@
+/* engine: real generation with the stories260K model, batching, cancel, lifecycle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+#define STORIES DROVER_TEST_MODELS "/stories260K.gguf"
+
+/* collects one request's events */
+struct result {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done;
+    struct drv_buf text;
+    int n_tokens_ev;
+    enum drv_ev_kind last;
+    struct drv_gen_stats stats;
+    char reason[16];
+    int status;
+    char message[256];
+    int cancel_after; /* sink returns 1 after this many token events (0 = never) */
+    atomic_bool cancel;
+};
+
+static void result_init(struct result *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    drv_buf_init(&r->text, 1 << 20);
+}
+
+static void result_release(struct result *r)
+{
+    drv_buf_release(&r->text);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cond);
+}
+
+static int sink(void *ud, const struct drv_gen_event *ev)
+{
+    struct result *r = ud;
+    pthread_mutex_lock(&r->mu);
+    int stop = 0;
+    r->last = ev->kind;
+    if (ev->kind == DRV_EV_TOKEN) {
+        drv_buf_append(&r->text, ev->text, ev->len);
+        r->n_tokens_ev++;
+        stop = r->cancel_after && r->n_tokens_ev >= r->cancel_after;
+    } else if (ev->kind == DRV_EV_DONE || ev->kind == DRV_EV_ERROR) {
+        r->stats = ev->stats;
+        if (ev->kind == DRV_EV_DONE)
+            drv_strlcpy(r->reason, ev->stats.done_reason, sizeof(r->reason));
+        r->status = ev->status;
+        if (ev->message)
+            drv_strlcpy(r->message, ev->message, sizeof(r->message));
+        r->done = true;
+        pthread_cond_broadcast(&r->cond);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+static void wait_done(struct result *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->done)
+        pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static struct drv_engine *engine_with_stories(int n_parallel, int max_queue)
+{
+    struct drv_engine_params p = drv_engine_default_params();
+    p.n_parallel = n_parallel;
+    p.max_queue = max_queue;
+    p.n_ctx = 256;
+    p.n_threads = 1;
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_engine *e = drv_engine_new(&p, &err);
+    assert_non_null(e);
+    assert_int_equal(drv_engine_add_model(e, "stories260K", STORIES, &err), 0);
+    return e;
+}
+
+static void greedy_request(struct drv_gen_request *r, const char *prompt, int n)
+{
+    drv_gen_request_init(r);
+    r->model = "stories260K";
+    r->prompt = prompt;
+    r->sampling.temperature = 0;
+    r->num_predict = n;
+}
+
+static void generates_the_known_story(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(2, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "Once upon a time", 24);
+    struct result r;
+    result_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+    wait_done(&r);
+    assert_int_equal(r.last, DRV_EV_DONE);
+    assert_string_equal(r.reason, "length");
+    assert_int_equal(r.stats.eval_tokens, 24);
+    assert_true(r.stats.prompt_tokens >= 4);
+    assert_true(r.stats.eval_ns > 0);
+    assert_true(r.stats.total_ns >= r.stats.eval_ns);
+    assert_non_null(strstr(r.text.data, "Lily"));
+    /* the same request again gives the same text: greedy is deterministic */
+    struct result r2;
+    result_init(&r2);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r2, &err), 0);
+    wait_done(&r2);
+    assert_string_equal(r.text.data, r2.text.data);
+    assert_int_equal(r2.stats.load_ns, 0); /* already loaded */
+    result_release(&r);
+    result_release(&r2);
+    drv_engine_free(e);
+}
+
+static void stop_string_is_cut_and_never_emitted(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "Once upon a time", 64);
+    const char *stops[] = {"Lily"};
+    req.stop = stops;
+    req.n_stop = 1;
+    struct result r;
+    result_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+    wait_done(&r);
+    assert_string_equal(r.reason, "stop");
+    assert_null(strstr(r.text.data, "Lily"));
+    assert_non_null(strstr(r.text.data, "named"));
+    result_release(&r);
+    drv_engine_free(e);
+}
+
+static void unknown_model_is_refused_at_once(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "x", 4);
+    req.model = "nope";
+    struct result r;
+    result_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), DRV_ENOENT);
+    assert_string_equal(err.msg, "model \"nope\" not found");
+    assert_false(r.done);
+    result_release(&r);
+    drv_engine_free(e);
+}
+
+/* More requests than slots: all finish, and batching does not change greedy text. */
+static void batched_requests_match_single_ones(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(3, 16);
+    struct drv_backend *b = drv_engine_backend(e);
+    const char *prompts[] = {"Once upon a time", "The cat", "One day, a little boy",
+                             "Tim and Sue", "The sun was"};
+    enum { N = 5 };
+    struct result solo[N], many[N];
+    struct drv_gen_request req;
+    struct drv_err err;
+    drv_err_init(&err);
+    for (int i = 0; i < N; i++) {
+        result_init(&solo[i]);
+        greedy_request(&req, prompts[i], 16);
+        assert_int_equal(b->ops->generate(b, &req, sink, &solo[i], &err), 0);
+        wait_done(&solo[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        result_init(&many[i]);
+        greedy_request(&req, prompts[i], 16);
+        assert_int_equal(b->ops->generate(b, &req, sink, &many[i], &err), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_done(&many[i]);
+        assert_string_equal(many[i].reason, "length");
+        assert_string_equal(solo[i].text.data, many[i].text.data);
+        result_release(&solo[i]);
+        result_release(&many[i]);
+    }
+    drv_engine_free(e);
+}
+
+static void cancel_frees_the_slot(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "Once upon a time", 200);
+    struct result r;
+    result_init(&r);
+    r.cancel_after = 3; /* the sink says stop, as a client that hung up */
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+    wait_done(&r);
+    assert_string_equal(r.reason, "cancel");
+    assert_int_equal(r.n_tokens_ev, 3);
+    /* cancel flag set before the request ever runs */
+    struct result r2;
+    result_init(&r2);
+    atomic_store(&r2.cancel, true);
+    req.cancel = &r2.cancel;
+    assert_int_equal(b->ops->generate(b, &req, sink, &r2, &err), 0);
+    wait_done(&r2);
+    assert_string_equal(r2.reason, "cancel");
+    /* the only slot is free again */
+    struct result r3;
+    result_init(&r3);
+    greedy_request(&req, "Once upon a time", 5);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r3, &err), 0);
+    wait_done(&r3);
+    assert_string_equal(r3.reason, "length");
+    struct drv_engine_metrics mt;
+    drv_engine_metrics(e, &mt);
+    assert_int_equal(mt.busy_slots, 0);
+    assert_int_equal(mt.queued, 0);
+    result_release(&r);
+    result_release(&r2);
+    result_release(&r3);
+    drv_engine_free(e);
+}
+
+static void keep_alive_zero_unloads(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "Once", 2);
+    req.keep_alive_ms = 0;
+    struct result r;
+    result_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+    wait_done(&r);
+    struct drv_model_desc d[4];
+    int n = 1;
+    for (int i = 0; i < 200 && n != 0; i++) {
+        n = b->ops->list_running(b, d, 4);
+        usleep(10000);
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(b->ops->list_models(b, d, 4), 1);
+    assert_string_equal(d[0].name, "stories260K:latest");
+    assert_string_equal(d[0].family, "llama");
+    result_release(&r);
+    drv_engine_free(e);
+}
+
+static void full_queue_is_refused(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 1);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_gen_request req;
+    greedy_request(&req, "Once upon a time", 100);
+    struct result r[6];
+    int refused = 0;
+    struct drv_err err;
+    for (int i = 0; i < 6; i++) {
+        result_init(&r[i]);
+        drv_err_init(&err);
+        int rc = b->ops->generate(b, &req, sink, &r[i], &err);
+        if (rc == DRV_ETOOBIG)
+            refused++;
+        else
+            assert_int_equal(rc, 0);
+    }
+    assert_true(refused >= 3); /* 1 slot + 1 queued (+1 not yet taken) */
+    for (int i = 0; i < 6; i++) {
+        if (r[i].done || r[i].last == 0) {
+            /* refused ones never get events; accepted ones finish */
+        }
+    }
+    drv_engine_free(e); /* cancels what runs; every accepted request gets its end */
+    for (int i = 0; i < 6; i++)
+        result_release(&r[i]);
+}
+
+static void text_helpers(void **state)
+{
+    (void)state;
+    assert_int_equal(drv_utf8_complete_len("abc", 3), 3);
+    assert_int_equal(drv_utf8_complete_len("a\xc3", 2), 1);         /* half of é */
+    assert_int_equal(drv_utf8_complete_len("a\xc3\xa9", 3), 3);     /* é */
+    assert_int_equal(drv_utf8_complete_len("\xe2\x82", 2), 0);      /* 2/3 of € */
+    assert_int_equal(drv_utf8_complete_len("\xf0\x9f\x98\x80", 4), 4);
+    const char *stops[] = {"STOP", "\n\n"};
+    bool stopped;
+    assert_int_equal(drv_stop_scan("hello ST", 8, stops, 2, &stopped), 6);
+    assert_false(stopped);
+    assert_int_equal(drv_stop_scan("hello STOP now", 14, stops, 2, &stopped), 6);
+    assert_true(stopped);
+    assert_int_equal(drv_stop_scan("a\n", 2, stops, 2, &stopped), 1);
+    assert_int_equal(drv_stop_scan("plain", 5, stops, 2, &stopped), 5);
+    const char *empty[] = {""};
+    assert_int_equal(drv_stop_scan("abc", 3, empty, 1, &stopped), 3);
+}
+
+int main(void)
+{
+    drv_log_set_level(DRV_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(text_helpers),
+        cmocka_unit_test(generates_the_known_story),
+        cmocka_unit_test(stop_string_is_cut_and_never_emitted),
+        cmocka_unit_test(unknown_model_is_refused_at_once),
+        cmocka_unit_test(batched_requests_match_single_ones),
+        cmocka_unit_test(cancel_frees_the_slot),
+        cmocka_unit_test(keep_alive_zero_unloads),
+        cmocka_unit_test(full_queue_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
