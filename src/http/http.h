@@ -1,0 +1,144 @@
+/* http — the HTTP server: route table, capped request bodies, streaming responses.
+ *
+ * Built on libmicrohttpd (MHD). MHD's internal polling threads (a pool of
+ * `threads`) own the client sockets and call the route handlers. A handler must
+ * not block: it answers at once with drv_http_respond(), or opens a stream with
+ * drv_http_stream_open() and hands the stream to a producer (an inference or
+ * upstream thread) that writes it from any thread.
+ *
+ * Errors the server produces itself are JSON, Content-Type application/json:
+ *   404 {"error":"..."}  no route has this path
+ *   405 {"error":"..."}  the path exists but not for this method (Allow header set)
+ *   413 {"error":"..."}  request body larger than max_body_bytes
+ *   500 {"error":"..."}  the handler neither responded nor opened a stream
+ *
+ * Threads: drv_http_respond*, drv_http_req_* and drv_http_stream_open may only be
+ * called from inside the handler, on the MHD thread that called it. The
+ * drv_http_stream_write/close/cancel_flag functions may be called from any
+ * thread (one producer per stream). */
+#ifndef DRV_HTTP_H
+#define DRV_HTTP_H
+
+#include "base/base.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct drv_http_server;
+struct drv_http_req;
+struct drv_http_stream;
+
+/* ---- server ---------------------------------------------------------------- */
+
+struct drv_http_params {
+    const char *host;         /* address to bind: numeric IPv4/IPv6 or a resolvable name;
+                                 default "127.0.0.1"; "::" binds IPv6 and IPv4 (dual stack).
+                                 Only read during drv_http_server_new. */
+    uint16_t port;            /* TCP port; 0 = an ephemeral port chosen by the OS (read it
+                                 back with drv_http_server_port); default 0 */
+    size_t max_body_bytes;    /* largest request body accepted, bytes; larger -> 413;
+                                 default 8 MiB */
+    size_t max_stream_buffer; /* bytes a streaming response may hold unsent before the
+                                 client is judged too slow and the stream cancelled;
+                                 default 8 MiB */
+    unsigned threads;         /* MHD polling threads (thread pool size); default 2; 0 = 1 */
+};
+
+/* Called on an MHD thread once the whole request body has arrived. Must answer
+ * exactly once (drv_http_respond*, or drv_http_stream_open) before returning and
+ * must not block. A handler that answers nothing gets a logged 500. */
+typedef void (*drv_http_handler)(struct drv_http_req *req, void *user_data);
+
+struct drv_http_route {
+    const char *method;  /* "GET", "POST", "HEAD", ... or NULL = any method. A "GET"
+                            route also answers HEAD (same headers, no body). */
+    const char *path;    /* exact match on the decoded path, no query ("/api/chat") */
+    drv_http_handler fn; /* never NULL */
+};
+
+/* Defaults as documented on each field of struct drv_http_params. */
+struct drv_http_params drv_http_default_params(void);
+
+/* Binds, listens and starts serving. `routes` is copied, but the strings it points
+ * to must outlive the server (string literals in practice). The first route that
+ * matches path and method wins. user_data is passed to every handler. Returns
+ * NULL with err set (DRV_EINVAL for bad params or host, DRV_EIO when the address
+ * cannot be bound, DRV_ENOMEM). Caller frees with drv_http_server_free. */
+struct drv_http_server *drv_http_server_new(const struct drv_http_params *params,
+                                            const struct drv_http_route *routes, size_t n_routes,
+                                            void *user_data, struct drv_err *err);
+
+/* The port actually bound (useful with params.port = 0). */
+uint16_t drv_http_server_port(const struct drv_http_server *srv);
+
+/* Stops accepting, cancels every open stream (their cancel flags become true and
+ * their writes fail), closes all connections and waits for the MHD threads to
+ * exit. Streams still held by producers stay valid until each producer calls
+ * drv_http_stream_close; the server can be freed before that. NULL is a no-op.
+ * Must not be called from a handler. */
+void drv_http_server_free(struct drv_http_server *srv);
+
+/* ---- requests (valid only during the handler call) -------------------------- */
+
+const char *drv_http_req_method(const struct drv_http_req *req); /* "GET", "POST", ... */
+const char *drv_http_req_path(const struct drv_http_req *req);   /* decoded, without query */
+/* Decoded value of query parameter `name` (first one wins); NULL when absent, and
+ * also for a bare "?name" without "=". */
+const char *drv_http_req_query(const struct drv_http_req *req, const char *name);
+/* Request header value, name compared case-insensitively; NULL when absent. */
+const char *drv_http_req_header(const struct drv_http_req *req, const char *name);
+/* The whole body, NUL-terminated (never NULL: "" when empty); its length in bytes
+ * goes to *len when len is non-NULL. Binary bodies may contain NULs. */
+const char *drv_http_req_body(const struct drv_http_req *req, size_t *len);
+/* Client IP address as text ("127.0.0.1", "::1"); "" when unknown. */
+const char *drv_http_req_client_addr(struct drv_http_req *req);
+
+/* Adds a header to whichever response this request sends (drv_http_respond* or
+ * drv_http_stream_open); call it before that. Both strings are copied. Returns 0,
+ * DRV_EINVAL (already answered, or CR/LF in name or value) or DRV_ENOMEM. */
+int drv_http_req_add_header(struct drv_http_req *req, const char *name, const char *value);
+
+/* ---- plain responses ------------------------------------------------------- */
+
+/* Sends a complete response; body (len bytes, may be NULL when len is 0) is
+ * copied. content_type NULL = no Content-Type header. Returns 0, or DRV_EINVAL
+ * when this request was already answered or the call is not from its handler,
+ * DRV_ENOMEM / DRV_EIO when MHD refused. */
+int drv_http_respond(struct drv_http_req *req, unsigned status, const char *content_type,
+                     const void *body, size_t len);
+/* Sends {"error":"<message>"} (JSON-escaped) as application/json. */
+int drv_http_respond_json_error(struct drv_http_req *req, unsigned status, const char *message);
+
+/* ---- streaming responses --------------------------------------------------- */
+
+/* Answers with `status` and a body of unknown length (chunked transfer encoding
+ * on HTTP/1.1; on HTTP/1.0 the connection closes at the end). The headers go out
+ * at once; the body is what the producer writes. Returns the stream, owned by the
+ * caller until drv_http_stream_close, or NULL (request already answered, not
+ * called from its handler, out of memory); after NULL the handler may still
+ * answer with drv_http_respond*, else the client gets a 500.
+ * For a HEAD request the headers are sent and the stream starts cancelled. */
+struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned status,
+                                             const char *content_type);
+
+/* Queues len bytes for the client (copied) and wakes the connection. Never
+ * blocks. Returns 0, or nonzero when the stream is cancelled: DRV_EIO (client
+ * gone, server stopping, or cancelled earlier) or DRV_ETOOBIG (more than
+ * max_stream_buffer bytes would be waiting: the stream is cancelled now and the
+ * client sees a truncated response). Once it returns nonzero it always does;
+ * the producer should stop and close. */
+int drv_http_stream_write(struct drv_http_stream *s, const void *data, size_t len);
+
+/* The producer is done: what was written is still delivered, then the response
+ * ends. Releases the producer's hold; s must not be used afterwards. */
+void drv_http_stream_close(struct drv_http_stream *s);
+
+/* A flag that becomes true when the client disconnects, the buffer cap is
+ * exceeded or the server stops; suitable for drv_gen_request.cancel. Owned by
+ * the stream, valid until drv_http_stream_close. A disconnect of a client whose
+ * stream is idle (nothing to send) is noticed within about 200 ms. */
+atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s);
+
+#endif

@@ -1,0 +1,971 @@
+/* http: a real server on 127.0.0.1 (ephemeral port), driven with libcurl and, where
+ * the client has to misbehave on purpose, with a raw socket.
+ *
+ * Handlers and producer threads never call cmocka asserts (they are not on the
+ * test thread); they report through the globals below and the test asserts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+/* ---- shared state between handlers, producers and the test ------------------ */
+
+static atomic_int g_handler_calls;
+static atomic_size_t g_received;   /* bytes the lockstep client has received */
+static atomic_int g_prod_failures; /* producer saw something wrong */
+static atomic_int g_prod_rc;       /* last nonzero write() result */
+static atomic_bool g_prod_saw_cancel;
+static atomic_bool g_prod_go; /* lets a holding producer finish */
+static atomic_int g_streams_opened;
+static atomic_int g_flood_done;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_t t[128];
+    int n;
+} g_prod = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void reset_globals(void)
+{
+    atomic_store(&g_handler_calls, 0);
+    atomic_store(&g_received, 0);
+    atomic_store(&g_prod_failures, 0);
+    atomic_store(&g_prod_rc, 0);
+    atomic_store(&g_prod_saw_cancel, false);
+    atomic_store(&g_prod_go, false);
+    atomic_store(&g_streams_opened, 0);
+    atomic_store(&g_flood_done, 0);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls cond until true or ms elapse; true when it became true. */
+static bool wait_flag(atomic_bool *flag, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        if (atomic_load(flag))
+            return true;
+        sleep_ms(1);
+    }
+    return atomic_load(flag);
+}
+
+static bool wait_size(atomic_size_t *v, size_t target, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        if (atomic_load(v) >= target)
+            return true;
+        sleep_ms(1);
+    }
+    return atomic_load(v) >= target;
+}
+
+struct prod_arg {
+    struct drv_http_stream *s;
+    int id;
+    char mode[16];
+};
+
+static void spawn_producer(void *(*fn)(void *), struct drv_http_stream *s, int id, const char *mode)
+{
+    struct prod_arg *a = calloc(1, sizeof(*a));
+    a->s = s;
+    a->id = id;
+    snprintf(a->mode, sizeof(a->mode), "%s", mode ? mode : "");
+    pthread_mutex_lock(&g_prod.mu);
+    if (g_prod.n < (int)(sizeof(g_prod.t) / sizeof(g_prod.t[0])) &&
+        pthread_create(&g_prod.t[g_prod.n], NULL, fn, a) == 0) {
+        g_prod.n++;
+    } else {
+        atomic_fetch_add(&g_prod_failures, 1);
+        drv_http_stream_close(s);
+        free(a);
+    }
+    pthread_mutex_unlock(&g_prod.mu);
+}
+
+static void join_producers(void)
+{
+    pthread_mutex_lock(&g_prod.mu);
+    int n = g_prod.n;
+    g_prod.n = 0;
+    pthread_mutex_unlock(&g_prod.mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(g_prod.t[i], NULL);
+}
+
+/* ---- handlers ------------------------------------------------------------------ */
+
+static void h_json(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    drv_http_respond(req, 200, "application/json", "{\"ok\":true}", 11);
+}
+
+static void h_info(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    json_t *o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s, s:s}", "q", drv_http_req_query(req, "q"),
+                          "h", drv_http_req_header(req, "x-drover-test"), "missing_q",
+                          drv_http_req_query(req, "nope"), "missing_h",
+                          drv_http_req_header(req, "X-Not-There"), "addr",
+                          drv_http_req_client_addr(req), "method", drv_http_req_method(req));
+    char *s = json_dumps(o, JSON_COMPACT);
+    drv_http_respond(req, 200, "application/json", s, strlen(s));
+    free(s);
+    json_decref(o);
+}
+
+static void h_echo(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    size_t len;
+    const char *body = drv_http_req_body(req, &len);
+    drv_http_req_add_header(req, "X-Nul-Terminated", body[len] == '\0' ? "yes" : "no");
+    drv_http_respond(req, 200, "application/octet-stream", body, len);
+}
+
+static void h_busy(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    drv_http_req_add_header(req, "Retry-After", "5");
+    drv_http_respond_json_error(req, 503, "busy \"now\"\n\\ é");
+}
+
+static void h_silent(struct drv_http_req *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+}
+
+static void h_twice(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    drv_http_respond(req, 201, "text/plain", "first", 5);
+    if (drv_http_respond(req, 200, "text/plain", "second", 6) == 0)
+        atomic_fetch_add(&g_prod_failures, 1);
+    if (drv_http_stream_open(req, 200, "text/plain") != NULL)
+        atomic_fetch_add(&g_prod_failures, 1);
+}
+
+/* Writes 10 chunks, each only after the client has received the previous one:
+ * a server that buffered the stream until close would stall this. */
+static void *p_lockstep(void *arg)
+{
+    struct prod_arg *a = arg;
+    size_t sent = 0;
+    for (int i = 0; i < 10; i++) {
+        char chunk[32];
+        int n = snprintf(chunk, sizeof(chunk), "chunk-%d\n", i);
+        sleep_ms(3);
+        if (drv_http_stream_write(a->s, chunk, (size_t)n) != 0) {
+            atomic_fetch_add(&g_prod_failures, 1);
+            break;
+        }
+        sent += (size_t)n;
+        if (!wait_size(&g_received, sent, 5000)) {
+            atomic_fetch_add(&g_prod_failures, 1);
+            break;
+        }
+    }
+    drv_http_stream_close(a->s);
+    free(a);
+    return NULL;
+}
+
+/* Writes one chunk, then (mode "idle") waits for the cancel flag, or (mode "busy")
+ * keeps writing until a write fails. Reports the write result. */
+static void *p_until_cancel(void *arg)
+{
+    struct prod_arg *a = arg;
+    atomic_bool *cancel = drv_http_stream_cancel_flag(a->s);
+    int rc = drv_http_stream_write(a->s, "hello\n", 6);
+    if (rc != 0)
+        atomic_fetch_add(&g_prod_failures, 1);
+    if (strcmp(a->mode, "busy") == 0) {
+        for (int i = 0; i < 5000 && rc == 0; i++) {
+            sleep_ms(1);
+            rc = drv_http_stream_write(a->s, "tick\n", 5);
+        }
+    } else {
+        wait_flag(cancel, 5000);
+        rc = drv_http_stream_write(a->s, "late\n", 5);
+    }
+    atomic_store(&g_prod_saw_cancel, atomic_load(cancel));
+    atomic_store(&g_prod_rc, rc);
+    wait_flag(&g_prod_go, 5000); /* the test may free the server before we close */
+    drv_http_stream_close(a->s);
+    free(a);
+    return NULL;
+}
+
+static void *p_short(void *arg)
+{
+    struct prod_arg *a = arg;
+    for (int i = 0; i < 3; i++) {
+        char chunk[32];
+        int n = snprintf(chunk, sizeof(chunk), "%d-%d;", a->id, i);
+        if (drv_http_stream_write(a->s, chunk, (size_t)n) != 0)
+            atomic_fetch_add(&g_prod_failures, 1);
+        sleep_ms(1);
+    }
+    drv_http_stream_close(a->s);
+    free(a);
+    return NULL;
+}
+
+/* Writes as fast as it can into a client that never reads. */
+static void *p_flood(void *arg)
+{
+    struct prod_arg *a = arg;
+    char kb[1024];
+    memset(kb, 'f', sizeof(kb));
+    int rc = 0;
+    for (int i = 0; i < 64 * 1024 && rc == 0; i++)
+        rc = drv_http_stream_write(a->s, kb, sizeof(kb));
+    atomic_store(&g_prod_rc, rc);
+    atomic_store(&g_prod_saw_cancel, atomic_load(drv_http_stream_cancel_flag(a->s)));
+    drv_http_stream_close(a->s);
+    free(a);
+    atomic_store(&g_flood_done, 1);
+    return NULL;
+}
+
+static void h_stream(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    const char *kind = drv_http_req_query(req, "kind");
+    const char *id = drv_http_req_query(req, "id");
+    const char *mode = drv_http_req_query(req, "mode");
+    void *(*fn)(void *) = p_lockstep;
+    if (kind && strcmp(kind, "cancel") == 0)
+        fn = p_until_cancel;
+    else if (kind && strcmp(kind, "short") == 0)
+        fn = p_short;
+    else if (kind && strcmp(kind, "flood") == 0)
+        fn = p_flood;
+    drv_http_req_add_header(req, "Cache-Control", "no-cache");
+    struct drv_http_stream *s = drv_http_stream_open(req, 200, "application/x-ndjson");
+    if (s == NULL)
+        return;
+    atomic_fetch_add(&g_streams_opened, 1);
+    if (strcmp(drv_http_req_method(req), "HEAD") == 0) {
+        if (!atomic_load(drv_http_stream_cancel_flag(s)))
+            atomic_fetch_add(&g_prod_failures, 1);
+        drv_http_stream_close(s);
+        return;
+    }
+    spawn_producer(fn, s, id ? atoi(id) : 0, mode);
+}
+
+static const struct drv_http_route routes[] = {
+    {"GET", "/json", h_json},   {NULL, "/info", h_info},      {"POST", "/echo", h_echo},
+    {"PUT", "/echo", h_echo},   {"GET", "/busy", h_busy},     {"GET", "/silent", h_silent},
+    {"GET", "/twice", h_twice}, {"GET", "/stream", h_stream},
+};
+
+/* ---- client helpers -------------------------------------------------------------- */
+
+static struct drv_http_server *start(size_t max_body, size_t max_stream)
+{
+    reset_globals();
+    struct drv_http_params p = drv_http_default_params();
+    if (max_body)
+        p.max_body_bytes = max_body;
+    if (max_stream)
+        p.max_stream_buffer = max_stream;
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_http_server *srv =
+        drv_http_server_new(&p, routes, sizeof(routes) / sizeof(routes[0]), NULL, &err);
+    if (srv == NULL)
+        fail_msg("server_new: %s", err.msg);
+    assert_int_not_equal(drv_http_server_port(srv), 0);
+    return srv;
+}
+
+struct reply {
+    long status;
+    CURLcode code;
+    struct drv_buf body;
+    struct drv_buf headers;
+    int write_calls;
+    bool abort_on_data; /* return 0 from the write callback: curl drops the connection */
+    bool count_received;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct reply *r = ud;
+    r->write_calls++;
+    if (r->abort_on_data)
+        return 0;
+    if (drv_buf_append(&r->body, p, size * n) != 0)
+        return 0;
+    if (r->count_received)
+        atomic_fetch_add(&g_received, size * n);
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct reply *r = ud;
+    drv_buf_append(&r->headers, p, size * n);
+    return size * n;
+}
+
+static void reply_init(struct reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    drv_buf_init(&r->body, 64 << 20);
+    drv_buf_init(&r->headers, 1 << 20);
+}
+
+static void reply_release(struct reply *r)
+{
+    drv_buf_release(&r->body);
+    drv_buf_release(&r->headers);
+}
+
+static const char *body_of(const struct reply *r)
+{
+    return r->body.data ? r->body.data : "";
+}
+
+static bool has_header(const struct reply *r, const char *line)
+{
+    return r->headers.data && strcasestr(r->headers.data, line) != NULL;
+}
+
+static CURL *easy_for(struct drv_http_server *srv, const char *method, const char *path,
+                      struct reply *r)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", drv_http_server_port(srv), path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    return c;
+}
+
+static void perform(CURL *c, struct reply *r)
+{
+    r->code = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+}
+
+static void request(struct drv_http_server *srv, const char *method, const char *path,
+                    const void *body, size_t len, struct curl_slist *hdrs, struct reply *r)
+{
+    CURL *c = easy_for(srv, method, path, r);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    perform(c, r);
+}
+
+/* Parses r's body as {"error": "..."} and returns a copy of the message. */
+static char *json_error_of(const struct reply *r)
+{
+    json_error_t je;
+    json_t *o = json_loads(body_of(r), 0, &je);
+    if (o == NULL)
+        return NULL;
+    const char *m = json_string_value(json_object_get(o, "error"));
+    char *copy = m ? strdup(m) : NULL;
+    json_decref(o);
+    return copy;
+}
+
+static void assert_json_error(const struct reply *r, long status)
+{
+    assert_int_equal(r->code, CURLE_OK);
+    assert_int_equal(r->status, status);
+    assert_true(has_header(r, "Content-Type: application/json"));
+    char *m = json_error_of(r);
+    assert_non_null(m);
+    assert_true(strlen(m) > 0);
+    free(m);
+}
+
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+    assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Reads into out until `needle` shows up, EOF, or ms elapse. */
+static void raw_read(int fd, struct drv_buf *out, const char *needle, int ms)
+{
+    uint64_t end = drv_now_ns() + (uint64_t)ms * 1000000u;
+    while (drv_now_ns() < end) {
+        if (needle && out->data && strstr(out->data, needle))
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            return;
+        assert_int_equal(drv_buf_append(out, buf, (size_t)n), 0);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void plain_json_response(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(body_of(&r), "{\"ok\":true}");
+    assert_true(has_header(&r, "Content-Type: application/json"));
+    assert_int_equal(atomic_load(&g_handler_calls), 1);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void unknown_path_is_json_404(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/nope", NULL, 0, NULL, &r);
+    assert_json_error(&r, 404);
+    reply_release(&r);
+    /* a body sent to an unknown path is dropped, not handed to anyone */
+    reply_init(&r);
+    request(srv, "POST", "/json/extra", "{}", 2, NULL, &r);
+    assert_json_error(&r, 404);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 0);
+    drv_http_server_free(srv);
+}
+
+static void wrong_method_is_json_405_with_allow(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "POST", "/json", "x", 1, NULL, &r);
+    assert_json_error(&r, 405);
+    assert_true(has_header(&r, "Allow: GET, HEAD\r\n"));
+    reply_release(&r);
+
+    reply_init(&r);
+    request(srv, "DELETE", "/echo", NULL, 0, NULL, &r);
+    assert_json_error(&r, 405);
+    assert_true(has_header(&r, "Allow: POST, PUT\r\n"));
+    reply_release(&r);
+
+    /* a NULL-method route takes any method */
+    reply_init(&r);
+    request(srv, "DELETE", "/info", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(body_of(&r), "\"method\":\"DELETE\""));
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 1);
+    drv_http_server_free(srv);
+}
+
+static void head_answers_like_get_without_body(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "HEAD", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Content-Type: application/json"));
+    assert_true(has_header(&r, "Content-Length: 11"));
+    reply_release(&r);
+
+    /* on the wire: headers and nothing after them */
+    int fd = raw_connect(drv_http_server_port(srv));
+    raw_send(fd, "HEAD /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    struct drv_buf raw;
+    drv_buf_init(&raw, 1 << 20);
+    raw_read(fd, &raw, NULL, 2000); /* until the server closes */
+    close(fd);
+    assert_non_null(raw.data);
+    assert_true(strncmp(raw.data, "HTTP/1.1 200", 12) == 0);
+    const char *end = strstr(raw.data, "\r\n\r\n");
+    assert_non_null(end);
+    assert_string_equal(end, "\r\n\r\n");
+    drv_buf_release(&raw);
+
+    /* HEAD on a streaming GET route: headers, no body, the stream starts cancelled */
+    reply_init(&r);
+    request(srv, "HEAD", "/stream", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+    assert_int_equal(atomic_load(&g_streams_opened), 1);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 3);
+    drv_http_server_free(srv);
+}
+
+static void query_header_and_client_addr(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    struct curl_slist *h = curl_slist_append(NULL, "X-Drover-Test: Abc 1");
+    request(srv, "GET", "/info?x=1&q=hello%20world&q=second", NULL, 0, h, &r);
+    curl_slist_free_all(h);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_loads(body_of(&r), 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "q")), "hello world");
+    assert_string_equal(json_string_value(json_object_get(o, "h")), "Abc 1");
+    assert_true(json_is_null(json_object_get(o, "missing_q")));
+    assert_true(json_is_null(json_object_get(o, "missing_h")));
+    assert_string_equal(json_string_value(json_object_get(o, "addr")), "127.0.0.1");
+    assert_string_equal(json_string_value(json_object_get(o, "method")), "GET");
+    json_decref(o);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void body_reaches_handler_whole(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    size_t len = 300000; /* arrives in many pieces */
+    char *body = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (char)(i * 7 % 251); /* includes NULs */
+    struct reply r;
+    reply_init(&r);
+    request(srv, "POST", "/echo", body, len, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, len);
+    assert_memory_equal(r.body.data, body, len);
+    assert_true(has_header(&r, "X-Nul-Terminated: yes"));
+    reply_release(&r);
+
+    reply_init(&r);
+    request(srv, "POST", "/echo", "", 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 0);
+    assert_true(has_header(&r, "X-Nul-Terminated: yes"));
+    reply_release(&r);
+    free(body);
+    drv_http_server_free(srv);
+}
+
+static void json_error_escaped_and_extra_header_sent(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/busy", NULL, 0, NULL, &r);
+    assert_json_error(&r, 503);
+    assert_true(has_header(&r, "Retry-After: 5\r\n"));
+    char *m = json_error_of(&r);
+    assert_string_equal(m, "busy \"now\"\n\\ é");
+    free(m);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void silent_handler_gets_500_and_double_answer_refused(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    enum drv_log_level lvl = drv_log_get_level();
+    drv_log_set_level(DRV_LOG_NONE); /* the errors below are logged on purpose */
+    request(srv, "GET", "/silent", NULL, 0, NULL, &r);
+    assert_json_error(&r, 500);
+    reply_release(&r);
+
+    reply_init(&r);
+    request(srv, "GET", "/twice", NULL, 0, NULL, &r);
+    drv_log_set_level(lvl);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(body_of(&r), "first");
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void oversized_body_with_content_length_is_413(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(1024, 0);
+    char body[4096];
+    memset(body, 'b', sizeof(body));
+    struct reply r;
+    reply_init(&r);
+    request(srv, "POST", "/echo", body, sizeof(body), NULL, &r);
+    assert_json_error(&r, 413);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 0);
+
+    /* refused from the headers alone: no 100 Continue, no waiting for the body */
+    int fd = raw_connect(drv_http_server_port(srv));
+    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    struct drv_buf raw;
+    drv_buf_init(&raw, 1 << 20);
+    raw_read(fd, &raw, "}", 3000);
+    close(fd);
+    assert_non_null(raw.data);
+    assert_true(strncmp(raw.data, "HTTP/1.1 413", 12) == 0);
+    drv_buf_release(&raw);
+
+    /* exactly at the cap is fine */
+    reply_init(&r);
+    request(srv, "POST", "/echo", body, 1024, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 1024);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 1);
+    drv_http_server_free(srv);
+}
+
+struct upload {
+    size_t left;
+};
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    struct upload *u = ud;
+    size_t k = size * n < u->left ? size * n : u->left;
+    if (k > 700)
+        k = 700; /* several chunks */
+    memset(p, 'c', k);
+    u->left -= k;
+    return k;
+}
+
+static void chunked_upload(struct drv_http_server *srv, size_t len, struct reply *r)
+{
+    CURL *c = easy_for(srv, "POST", "/echo", r);
+    struct upload u = {len};
+    struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &u);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    perform(c, r);
+    curl_slist_free_all(h);
+}
+
+static void oversized_chunked_body_is_413(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(1024, 0);
+    struct reply r;
+    reply_init(&r);
+    chunked_upload(srv, 5000, &r);
+    assert_json_error(&r, 413);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 0);
+
+    reply_init(&r);
+    chunked_upload(srv, 1000, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 1000);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_handler_calls), 1);
+    drv_http_server_free(srv);
+}
+
+static void stream_arrives_in_order_while_written(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    r.count_received = true;
+    request(srv, "GET", "/stream?kind=lockstep", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Transfer-Encoding: chunked"));
+    assert_true(has_header(&r, "Cache-Control: no-cache"));
+    assert_string_equal(body_of(&r), "chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n"
+                                     "chunk-5\nchunk-6\nchunk-7\nchunk-8\nchunk-9\n");
+    assert_true(r.write_calls >= 10); /* each chunk was delivered on its own */
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void disconnect_cancels_stream(const char *path)
+{
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    r.abort_on_data = true;
+    request(srv, "GET", path, NULL, 0, NULL, &r); /* closes the connection */
+    assert_int_equal(r.code, CURLE_WRITE_ERROR);
+    atomic_store(&g_prod_go, true);
+    join_producers();
+    assert_true(atomic_load(&g_prod_saw_cancel));
+    assert_int_not_equal(atomic_load(&g_prod_rc), 0);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+
+    /* the server keeps serving */
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void disconnect_of_idle_stream_cancels(void **state)
+{
+    (void)state;
+    disconnect_cancels_stream("/stream?kind=cancel&mode=idle");
+}
+
+static void disconnect_of_busy_stream_cancels(void **state)
+{
+    (void)state;
+    disconnect_cancels_stream("/stream?kind=cancel&mode=busy");
+}
+
+static void many_concurrent_streams_complete(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    struct drv_http_server *srv = start(0, 0);
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    struct reply r[N];
+    for (int i = 0; i < N; i++) {
+        reply_init(&r[i]);
+        char path[64];
+        snprintf(path, sizeof(path), "/stream?kind=short&id=%d", i);
+        easy[i] = easy_for(srv, "GET", path, &r[i]);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    uint64_t end = drv_now_ns() + 20000000000ull;
+    while (running && drv_now_ns() < end) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    int done = 0;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK)
+            done++;
+    }
+    join_producers();
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 200);
+        char want[64];
+        snprintf(want, sizeof(want), "%d-0;%d-1;%d-2;", i, i, i);
+        assert_string_equal(body_of(&r[i]), want);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        reply_release(&r[i]);
+    }
+    curl_multi_cleanup(m);
+    assert_int_equal(done, N);
+    assert_int_equal(atomic_load(&g_streams_opened), N);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_http_server_free(srv);
+}
+
+static void slow_client_past_buffer_cap_cancels(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 4096);
+    int fd = raw_connect(drv_http_server_port(srv));
+    /* a client that never reads */
+    enum drv_log_level lvl = drv_log_get_level();
+    drv_log_set_level(DRV_LOG_ERROR);
+    raw_send(fd, "GET /stream?kind=flood HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 10000 && !atomic_load(&g_flood_done); i++)
+        sleep_ms(1);
+    join_producers();
+    drv_log_set_level(lvl);
+    assert_int_equal(atomic_load(&g_prod_rc), DRV_ETOOBIG);
+    assert_true(atomic_load(&g_prod_saw_cancel));
+    /* the server drops the connection: the client reaches EOF */
+    struct drv_buf got;
+    drv_buf_init(&got, 256u << 20);
+    raw_read(fd, &got, NULL, 5000);
+    close(fd);
+    assert_non_null(got.data);
+    assert_true(strncmp(got.data, "HTTP/1.1 200", 12) == 0);
+    assert_null(strstr(got.data, "\r\n0\r\n\r\n")); /* truncated: no final chunk */
+    drv_buf_release(&got);
+    drv_http_server_free(srv);
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000u;
+}
+
+static void free_with_open_stream(const char *mode)
+{
+    struct drv_http_server *srv = start(0, 0);
+    int fd = raw_connect(drv_http_server_port(srv));
+    char req[128];
+    snprintf(req, sizeof(req), "GET /stream?kind=cancel&mode=%s HTTP/1.1\r\nHost: t\r\n\r\n", mode);
+    raw_send(fd, req);
+    struct drv_buf got;
+    drv_buf_init(&got, 64u << 20);
+    raw_read(fd, &got, "hello\n", 5000);
+    assert_non_null(got.data);
+    assert_non_null(strstr(got.data, "hello\n"));
+    if (strcmp(mode, "idle") == 0) {
+        /* a waiting stream costs no CPU: the connection is parked, not polled in a
+         * loop (a busy loop would burn a whole core over this interval) */
+        uint64_t cpu0 = cpu_ns(), t0 = drv_now_ns();
+        sleep_ms(300);
+        uint64_t cpu = cpu_ns() - cpu0, wall = drv_now_ns() - t0;
+        assert_true(cpu < wall / 4);
+    }
+    drv_http_server_free(srv);
+    /* the producer still holds its stream: it sees the cancel, then closes */
+    atomic_store(&g_prod_go, true);
+    join_producers();
+    assert_true(atomic_load(&g_prod_saw_cancel));
+    assert_int_equal(atomic_load(&g_prod_rc), DRV_EIO);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_buf_release(&got);
+    close(fd);
+}
+
+static void free_with_idle_stream_open(void **state)
+{
+    (void)state;
+    free_with_open_stream("idle");
+}
+
+static void free_with_busy_stream_open(void **state)
+{
+    (void)state;
+    free_with_open_stream("busy");
+}
+
+static void bad_listen_address_fails_cleanly(void **state)
+{
+    (void)state;
+    struct drv_http_params p = drv_http_default_params();
+    p.host = "no.such.host.invalid";
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_null(drv_http_server_new(&p, routes, 1, NULL, &err));
+    assert_int_equal(err.code, DRV_EINVAL);
+
+    /* a port already taken */
+    struct drv_http_server *srv = start(0, 0);
+    p = drv_http_default_params();
+    p.port = drv_http_server_port(srv);
+    drv_err_init(&err);
+    enum drv_log_level lvl = drv_log_get_level();
+    drv_log_set_level(DRV_LOG_NONE);
+    assert_null(drv_http_server_new(&p, routes, 1, NULL, &err));
+    drv_log_set_level(lvl);
+    assert_int_equal(err.code, DRV_EIO);
+    drv_http_server_free(srv);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(plain_json_response),
+        cmocka_unit_test(unknown_path_is_json_404),
+        cmocka_unit_test(wrong_method_is_json_405_with_allow),
+        cmocka_unit_test(head_answers_like_get_without_body),
+        cmocka_unit_test(query_header_and_client_addr),
+        cmocka_unit_test(body_reaches_handler_whole),
+        cmocka_unit_test(json_error_escaped_and_extra_header_sent),
+        cmocka_unit_test(silent_handler_gets_500_and_double_answer_refused),
+        cmocka_unit_test(oversized_body_with_content_length_is_413),
+        cmocka_unit_test(oversized_chunked_body_is_413),
+        cmocka_unit_test(stream_arrives_in_order_while_written),
+        cmocka_unit_test(disconnect_of_idle_stream_cancels),
+        cmocka_unit_test(disconnect_of_busy_stream_cancels),
+        cmocka_unit_test(many_concurrent_streams_complete),
+        cmocka_unit_test(slow_client_past_buffer_cap_cancels),
+        cmocka_unit_test(free_with_idle_stream_open),
+        cmocka_unit_test(free_with_busy_stream_open),
+        cmocka_unit_test(bad_listen_address_fails_cleanly),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
