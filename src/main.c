@@ -23,6 +23,30 @@ const struct drv_cmd drv_commands[] = {
      "  -h, --help show this help\n\n"
      "exit status: 0 ok; 1 the file is missing, not GGUF, corrupt or truncated;\n"
      "2 bad usage."},
+    {"serve", drv_cmd_serve, "serve GGUF models over the Ollama and OpenAI APIs",
+     "usage: drover serve [--model PATH]... [--models DIR]... [--host H] [--port P] [options]\n\n"
+     "Runs GGUF models in-process through llama.cpp and answers the Ollama API\n"
+     "(/api/generate, /api/chat, /api/tags, /api/ps, /api/show, ...) and the OpenAI\n"
+     "API (/v1/chat/completions, /v1/completions, /v1/models) on one port, plus\n"
+     "/health and /metrics (Prometheus). A model's name is its file stem\n"
+     "(stories260K, or stories260K:latest). Models in $XDG_DATA_HOME/drover/models\n"
+     "and in an Ollama store ($OLLAMA_MODELS or ~/.ollama/models) are served too,\n"
+     "under their Ollama names. Models load on first use.\n\n"
+     "options:\n"
+     "  -m, --model PATH     serve this GGUF file (repeatable)\n"
+     "  --models DIR         serve every *.gguf in DIR (repeatable)\n"
+     "  --host H             address to listen on (default 127.0.0.1)\n"
+     "  --port P             port (default 11435; 0 = any free port)\n"
+     "  --parallel N         slots per model: requests decoded together (default 4)\n"
+     "  --ctx N              context tokens per slot (default: the model's, at most 4096)\n"
+     "  --threads N          CPU threads (default: physical cores)\n"
+     "  --max-loaded N       models loaded at once, least recently used unloaded (default 2)\n"
+     "  --max-queue N        requests waiting per model before 503 (default 64)\n"
+     "  --keep-alive D       how long an idle model stays loaded (default 5m; -1 = forever)\n"
+     "  --no-ollama-store    do not serve the models of a local Ollama store\n"
+     "  --log-level L        debug|info|warn|error (default info)\n"
+     "  -h, --help           show this help\n\n"
+     "Stops on SIGINT or SIGTERM."},
     {NULL, NULL, NULL, NULL},
 };
 

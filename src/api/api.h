@@ -210,4 +210,26 @@ int drv_api_ollama_embeddings_response(const struct drv_api_embed_result *r, str
 int drv_api_openai_embeddings_response(const struct drv_api_embed_result *r, bool base64,
                                        struct drv_buf *out);
 
+/* ---- the server: every route of both APIs over one backend (api/routes.c) ---- */
+
+struct drv_http_params;
+struct drv_api_server;
+
+/* Appends Prometheus text for GET /metrics; returns 0 or a drv_errcode. */
+typedef int (*drv_api_metrics_fn)(void *ud, struct drv_buf *out);
+
+/* Starts an HTTP server answering the Ollama routes (/, /api/version, /api/tags,
+ * /api/ps, /api/show, /api/generate, /api/chat, /api/embed, /api/embeddings), the
+ * OpenAI routes (/v1/models, /v1/completions, /v1/chat/completions,
+ * /v1/embeddings), /health and /metrics, all answered by backend (which must
+ * outlive the server). Returns NULL with err set when the address cannot be
+ * bound. Caller frees with drv_api_server_free. */
+struct drv_api_server *drv_api_server_new(struct drv_backend *backend,
+                                          const struct drv_http_params *http,
+                                          drv_api_metrics_fn metrics, void *metrics_ud,
+                                          struct drv_err *err);
+uint16_t drv_api_server_port(const struct drv_api_server *s);
+/* Stops the server; requests in flight are cancelled (their streams end). */
+void drv_api_server_free(struct drv_api_server *s);
+
 #endif

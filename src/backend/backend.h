@@ -12,7 +12,9 @@
  * that returns nonzero cancels the request: the backend frees its slot and sends
  * the terminal event (DONE with done_reason "cancel") without more tokens.
  * Setting *req->cancel from any thread has the same effect, also for a request
- * that is still queued. */
+ * that is still queued. generate() copies what it needs from req: the caller
+ * may free req and everything it points to (but not *req->cancel) as soon as
+ * generate() returns. */
 #ifndef DRV_BACKEND_H
 #define DRV_BACKEND_H
 
@@ -130,6 +132,12 @@ struct drv_model_desc {
     int64_t expires_at; /* unix seconds; 0 = never */
     uint32_t embedding_length;
     bool has_chat_template;
+    /* shape (from the GGUF metadata) */
+    uint64_t n_params;
+    uint32_t n_ctx_train;
+    uint32_t block_count;
+    uint32_t head_count;
+    uint32_t head_count_kv;
 };
 
 struct drv_backend;

@@ -28,5 +28,6 @@ int drv_cmd_bad_usage(const struct drv_cmd *cmd, const char *fmt, ...)
 int drv_cmd_help(int argc, char **argv);
 int drv_cmd_version(int argc, char **argv);
 int drv_cmd_inspect(int argc, char **argv);
+int drv_cmd_serve(int argc, char **argv);
 
 #endif

@@ -96,8 +96,7 @@ static struct drv_job *job_copy(const struct drv_gen_request *r)
         ok = ok && j->messages;
         for (size_t i = 0; ok && i < r->n_messages; i++) {
             j->messages[i].role = strdup(r->messages[i].role ? r->messages[i].role : "user");
-            j->messages[i].content =
-                strdup(r->messages[i].content ? r->messages[i].content : "");
+            j->messages[i].content = strdup(r->messages[i].content ? r->messages[i].content : "");
             j->n_messages = i + 1;
             ok = j->messages[i].role && j->messages[i].content;
         }
@@ -132,8 +131,8 @@ void drv_job_fail(struct drv_job *j, const char *model, int status, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    struct drv_gen_event ev = {.kind = DRV_EV_ERROR, .status = status, .message = msg,
-                               .model = model};
+    struct drv_gen_event ev = {
+        .kind = DRV_EV_ERROR, .status = status, .message = msg, .model = model};
     j->sink(j->sink_ud, &ev);
     drv_job_free(j);
 }
@@ -336,7 +335,8 @@ int drv_engine_add_ollama_store(struct drv_engine *e, const char *dir, struct dr
                     else
                         nn = snprintf(name, sizeof(name), "%s/%s/%s:%s", h->d_name, ns->d_name,
                                       md->d_name, t->d_name);
-                    if (nn > 0 && (size_t)nn < sizeof(name) && add_ollama_manifest(e, dir, tp, name) == 0)
+                    if (nn > 0 && (size_t)nn < sizeof(name) &&
+                        add_ollama_manifest(e, dir, tp, name) == 0)
                         n++;
                 }
                 closedir(tags);
@@ -464,6 +464,11 @@ static void fill_desc(const struct drv_emodel *m, struct drv_model_desc *d)
     d->modified_at = m->mtime;
     d->embedding_length = m->info.n_embd;
     d->has_chat_template = m->info.has_chat_template;
+    d->n_params = m->info.n_params;
+    d->n_ctx_train = m->info.n_ctx_train;
+    d->block_count = m->info.n_block;
+    d->head_count = m->info.n_head;
+    d->head_count_kv = m->info.n_head_kv;
     d->size_resident = m->size_resident;
     d->size_vram = m->size_vram;
     d->context_length = m->n_ctx_slot;

@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 struct drv_engine_params {
-    int n_parallel;         /* slots per loaded model; default 4 */
-    uint32_t n_ctx;         /* context tokens per slot; 0 = min(model's, 4096) */
-    int n_threads;          /* generation threads; 0 = physical cores */
-    int n_threads_batch;    /* prompt threads; 0 = n_threads */
-    uint32_t n_batch;       /* tokens per decode step (prompt chunk budget); default 512 */
-    int max_loaded;         /* models loaded at once, least recently used evicted; default 2 */
-    int max_queue;          /* queued requests per model beyond the slots; default 64 */
-    int64_t keep_alive_ms;  /* default keep_alive; default 5 minutes; < 0 = forever */
-    int n_gpu_layers;       /* layers offloaded to GPUs; -1 = all (default) */
+    int n_parallel;        /* slots per loaded model; default 4 */
+    uint32_t n_ctx;        /* context tokens per slot; 0 = min(model's, 4096) */
+    int n_threads;         /* generation threads; 0 = physical cores */
+    int n_threads_batch;   /* prompt threads; 0 = n_threads */
+    uint32_t n_batch;      /* tokens per decode step (prompt chunk budget); default 512 */
+    int max_loaded;        /* models loaded at once, least recently used evicted; default 2 */
+    int max_queue;         /* queued requests per model beyond the slots; default 64 */
+    int64_t keep_alive_ms; /* default keep_alive; default 5 minutes; < 0 = forever */
+    int n_gpu_layers;      /* layers offloaded to GPUs; -1 = all (default) */
 };
 
 struct drv_engine_params drv_engine_default_params(void);

@@ -71,8 +71,8 @@ struct drv_emodel {
     int n_queued;
     int n_active;
     uint64_t last_used_ns;
-    int64_t keep_alive_ms;  /* from the most recent request */
-    int64_t expires_at_ms;  /* wall clock; 0 = never */
+    int64_t keep_alive_ms; /* from the most recent request */
+    int64_t expires_at_ms; /* wall clock; 0 = never */
     uint32_t n_ctx_slot;
     uint64_t size_resident;
     uint64_t size_vram;

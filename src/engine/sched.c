@@ -73,8 +73,7 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     mp.n_gpu_layers = p->n_gpu_layers;
     m->lm = llama_model_load_from_file(m->path, mp);
     if (m->lm == NULL)
-        return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s (see the log)",
-                           m->path);
+        return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s (see the log)", m->path);
     m->vocab = llama_model_get_vocab(m->lm);
     uint32_t train = (uint32_t)llama_model_n_ctx_train(m->lm);
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
@@ -94,8 +93,8 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
         llama_model_free(m->lm);
         m->lm = NULL;
         return drv_err_set(err, DRV_ENOMEM,
-                           "llama.cpp could not create a context of %u tokens for %s",
-                           cp.n_ctx, m->name);
+                           "llama.cpp could not create a context of %u tokens for %s", cp.n_ctx,
+                           m->name);
     }
     m->n_ctx_slot = llama_n_ctx_seq(m->ctx);
     m->slots = calloc((size_t)m->n_slots, sizeof(*m->slots));
@@ -230,8 +229,9 @@ static struct llama_sampler *build_sampler(const struct drv_emodel *m, const str
     float top_p = isnan(s->top_p) ? 0.9f : s->top_p;
     float min_p = isnan(s->min_p) ? 0.0f : s->min_p;
     float rep = isnan(s->repeat_penalty) ? 1.0f : s->repeat_penalty;
-    int last_n = s->repeat_last_n < -1 ? 64 : s->repeat_last_n == -1 ? (int)m->n_ctx_slot
-                                                                       : s->repeat_last_n;
+    int last_n = s->repeat_last_n < -1    ? 64
+                 : s->repeat_last_n == -1 ? (int)m->n_ctx_slot
+                                          : s->repeat_last_n;
     float pres = isnan(s->presence_penalty) ? 0.0f : s->presence_penalty;
     float freq = isnan(s->frequency_penalty) ? 0.0f : s->frequency_penalty;
     uint32_t seed = s->seed < 0 ? LLAMA_DEFAULT_SEED : (uint32_t)s->seed;
@@ -242,7 +242,8 @@ static struct llama_sampler *build_sampler(const struct drv_emodel *m, const str
     if (c == NULL)
         return NULL;
     if (rep != 1.0f || pres != 0.0f || freq != 0.0f)
-        llama_sampler_chain_add(c, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab), last_n, rep, freq, pres));
+        llama_sampler_chain_add(c, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab),
+                                                                last_n, rep, freq, pres));
     if (j->format != DRV_FORMAT_TEXT) {
         struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, json_grammar, "root");
         if (g == NULL) {
@@ -333,8 +334,8 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
 
 /* ---- text out ---- */
 
-static int send_text(struct drv_emodel *m, struct drv_slot *s, enum drv_ev_kind kind,
-                     const char *p, size_t n)
+static int send_text(struct drv_emodel *m, struct drv_slot *s, enum drv_ev_kind kind, const char *p,
+                     size_t n)
 {
     if (n == 0)
         return 0;
@@ -381,7 +382,8 @@ static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, b
             size_t ws = 0;
             while (ws < left && (cur[ws] == '\n' || cur[ws] == ' '))
                 ws++;
-            size_t rest = left - ws, cmp = rest < sizeof(open_tag) - 1 ? rest : sizeof(open_tag) - 1;
+            size_t rest = left - ws,
+                   cmp = rest < sizeof(open_tag) - 1 ? rest : sizeof(open_tag) - 1;
             if (memcmp(cur + ws, open_tag, cmp) == 0) {
                 if (cmp < sizeof(open_tag) - 1 && !final)
                     break; /* wait for the rest of the tag */
@@ -393,8 +395,8 @@ static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, b
             }
             s->saw_answer = true;
         }
-        size_t n = drv_stop_scan(cur, left, (const char *const *)s->job->stop, s->job->n_stop,
-                                 stopped);
+        size_t n =
+            drv_stop_scan(cur, left, (const char *const *)s->job->stop, s->job->n_stop, stopped);
         if (!*stopped && !final)
             n = drv_utf8_complete_len(cur, n);
         cancel = send_text(m, s, DRV_EV_TOKEN, cur, n);
@@ -518,8 +520,8 @@ static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
         if (s->job == NULL || s->state == DRV_SLOT_IDLE)
             continue;
         struct drv_job *j = s->job;
-        struct drv_gen_event ev = {.kind = DRV_EV_ERROR, .status = status, .message = msg,
-                                   .model = m->name};
+        struct drv_gen_event ev = {
+            .kind = DRV_EV_ERROR, .status = status, .message = msg, .model = m->name};
         j->sink(j->sink_ud, &ev);
         llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
         llama_sampler_free(s->smpl);

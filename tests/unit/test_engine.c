@@ -181,8 +181,8 @@ static void batched_requests_match_single_ones(void **state)
     (void)state;
     struct drv_engine *e = engine_with_stories(3, 16);
     struct drv_backend *b = drv_engine_backend(e);
-    const char *prompts[] = {"Once upon a time", "The cat", "One day, a little boy",
-                             "Tim and Sue", "The sun was"};
+    const char *prompts[] = {"Once upon a time", "The cat", "One day, a little boy", "Tim and Sue",
+                             "The sun was"};
     enum { N = 5 };
     struct result solo[N], many[N];
     struct drv_gen_request req;
@@ -312,9 +312,9 @@ static void text_helpers(void **state)
 {
     (void)state;
     assert_int_equal(drv_utf8_complete_len("abc", 3), 3);
-    assert_int_equal(drv_utf8_complete_len("a\xc3", 2), 1);         /* half of é */
-    assert_int_equal(drv_utf8_complete_len("a\xc3\xa9", 3), 3);     /* é */
-    assert_int_equal(drv_utf8_complete_len("\xe2\x82", 2), 0);      /* 2/3 of € */
+    assert_int_equal(drv_utf8_complete_len("a\xc3", 2), 1);     /* half of é */
+    assert_int_equal(drv_utf8_complete_len("a\xc3\xa9", 3), 3); /* é */
+    assert_int_equal(drv_utf8_complete_len("\xe2\x82", 2), 0);  /* 2/3 of € */
     assert_int_equal(drv_utf8_complete_len("\xf0\x9f\x98\x80", 4), 4);
     const char *stops[] = {"STOP", "\n\n"};
     bool stopped;

@@ -1,0 +1,113 @@
+// bench/serve_vs_llama_server.mjs — drover serve beside llama.cpp's own llama-server
+// (same release, same model, same slots and threads), as a client sees them.
+//
+// usage: node bench/serve_vs_llama_server.mjs [MODEL.gguf] [-n GEN_TOKENS] [-r REPS] [-c CONCURRENCY]
+// needs: build/drover and the reference llama-server (scripts/setup --with-reference).
+//
+// For each server: one warm-up, then REPS rounds of CONCURRENCY parallel streaming
+// /v1/completions requests (greedy, max_tokens GEN_TOKENS, ignore_eos where the
+// server knows it, a different prompt each time so no prompt cache helps). Reports
+// client-side aggregate generation tok/s, time to first token and end-to-end latency
+// (medians), and drover's ratio against llama-server.
+import { spawn, execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
+import fs from "node:fs";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  if (i < 0) return def;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const nGen = +opt("-n", 128), reps = +opt("-r", 5), conc = +opt("-c", 1);
+const model = path.resolve(args[0] || path.join(root, "../shared/models/stories260K.gguf"));
+const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
+const llamaServer = path.join(prefix, "bin/llama-server");
+const drover = path.join(root, "build/drover");
+for (const f of [llamaServer, drover])
+  if (!fs.existsSync(f)) { console.error(`missing ${f} (run: scripts/setup --with-reference; make build)`); process.exit(1); }
+
+const threads = Math.max(1, Math.floor(+execFileSync("nproc").toString() / 1));
+const slots = Math.max(conc, 1);
+const ctx = 512;
+
+async function waitUp(url) {
+  for (let i = 0; i < 300; i++) {
+    try { const r = await fetch(url + "/health"); if (r.ok) return; } catch {}
+    await sleep(100);
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function oneRequest(url, name, prompt) {
+  const t0 = performance.now();
+  const r = await fetch(url + "/v1/completions", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: name, prompt, max_tokens: nGen, temperature: 0, stream: true,
+                           ignore_eos: true, stream_options: { include_usage: true } }),
+  });
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
+  let ttft = 0, tokens = 0, buf = "";
+  const dec = new TextDecoder();
+  for await (const chunk of r.body) {
+    buf += dec.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const ev = buf.slice(0, i); buf = buf.slice(i + 2);
+      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
+      const j = JSON.parse(ev.slice(6));
+      if (j.choices?.[0]?.text && !ttft) ttft = performance.now() - t0;
+      if (j.usage) tokens = j.usage.completion_tokens;
+    }
+  }
+  return { ttft, total: performance.now() - t0, tokens };
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+
+async function measure(url, name) {
+  await oneRequest(url, name, "Warm up.");
+  const rounds = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    const res = await Promise.all(Array.from({ length: conc }, (_, k) =>
+      oneRequest(url, name, `Once upon a time ${r * 97 + k}, there was`)));
+    const wall = (performance.now() - t0) / 1000;
+    const toks = res.reduce((a, x) => a + x.tokens, 0);
+    rounds.push({ tps: toks / wall, ttft: median(res.map((x) => x.ttft)), total: median(res.map((x) => x.total)), toks });
+  }
+  return { tps: median(rounds.map((x) => x.tps)), ttft: median(rounds.map((x) => x.ttft)),
+           total: median(rounds.map((x) => x.total)), toks: rounds[0].toks / conc };
+}
+
+function start(cmd, argv) {
+  const p = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = ""; p.stderr.on("data", (d) => { err = (err + d).slice(-4000); });
+  p.on("exit", (c) => { if (c) console.error(`${cmd} exited ${c}: ${err}`); });
+  return p;
+}
+
+const portL = 18000 + Math.floor(Math.random() * 1000), portD = portL + 1;
+const name = path.basename(model, ".gguf");
+const ls = start(llamaServer, ["-m", model, "--host", "127.0.0.1", "--port", String(portL), "-np", String(slots),
+  "-c", String(ctx * slots), "-t", String(threads), "-b", "512", "-ub", "512", "--no-webui", "-ngl", "0"]);
+const dv = start(drover, ["serve", "--model", model, "--host", "127.0.0.1", "--port", String(portD),
+  "--parallel", String(slots), "--ctx", String(ctx), "--threads", String(threads)]);
+try {
+  await waitUp(`http://127.0.0.1:${portL}`);
+  await waitUp(`http://127.0.0.1:${portD}`);
+  // alternate the two servers so neither always runs on a warmer machine
+  const L = await measure(`http://127.0.0.1:${portL}`, name);
+  const D = await measure(`http://127.0.0.1:${portD}`, name);
+  const row = (n, x, r) => console.log(`${n.padEnd(14)} ${x.tps.toFixed(1).padStart(10)} ${x.ttft.toFixed(1).padStart(9)} ${x.total.toFixed(1).padStart(10)} ${String(x.toks).padStart(7)}  ${r}`);
+  console.log(`model ${name}, ${nGen} tokens/request, concurrency ${conc}, ${reps} reps, ${threads} threads, ${slots} slots`);
+  console.log(`${"server".padEnd(14)} ${"gen tok/s".padStart(10)} ${"ttft ms".padStart(9)} ${"e2e ms".padStart(10)} ${"tokens".padStart(7)}  ratio`);
+  row("llama-server", L, "1.00");
+  row("drover", D, (D.tps / L.tps).toFixed(2));
+} finally {
+  ls.kill(); dv.kill();
+}

@@ -1,0 +1,401 @@
+/* routes: the HTTP face of a backend — Ollama and OpenAI routes on one server.
+ *
+ * A generation request is decoded on the HTTP thread and handed to the backend,
+ * which answers asynchronously on its own thread; each event is encoded and
+ * written to the response stream. Events that arrive before the handler has
+ * opened the stream are kept in the call's buffer and flushed when it opens. */
+#include "api/api.h"
+#include "http/http.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct drv_api_server {
+    struct drv_backend *backend;
+    struct drv_http_server *http;
+    drv_api_metrics_fn metrics;
+    void *metrics_ud;
+    char version[32];
+};
+
+/* One generation request in flight. Freed by whichever side finishes last. */
+struct gen_call {
+    pthread_mutex_t mu;
+    struct drv_api_enc enc;
+    struct drv_buf pending; /* encoded bytes not yet written */
+    struct drv_http_stream *stream;
+    bool terminal;     /* the backend sent its last event */
+    bool handler_done; /* the handler no longer touches the call */
+    bool stream_dead;  /* a write failed: the client is gone */
+    atomic_bool cancel;
+};
+
+static void call_free(struct gen_call *c)
+{
+    drv_api_enc_release(&c->enc);
+    drv_buf_release(&c->pending);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* With c->mu held: writes what is pending; closes the stream after the terminal
+ * event. Returns whether the call can be freed now. */
+static bool call_flush(struct gen_call *c)
+{
+    if (c->stream && c->pending.len) {
+        if (!c->stream_dead && drv_http_stream_write(c->stream, c->pending.data, c->pending.len))
+            c->stream_dead = true;
+        drv_buf_reset(&c->pending);
+    }
+    if (c->stream && c->terminal) {
+        drv_http_stream_close(c->stream);
+        c->stream = NULL;
+    }
+    return c->terminal && c->handler_done;
+}
+
+static int call_sink(void *ud, const struct drv_gen_event *ev)
+{
+    struct gen_call *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (drv_api_enc_event(&c->enc, ev, &c->pending) != 0)
+        atomic_store(&c->cancel, true); /* too much text or out of memory */
+    if (ev->kind == DRV_EV_DONE || ev->kind == DRV_EV_ERROR)
+        c->terminal = true;
+    bool done = call_flush(c);
+    int stop = c->stream_dead || atomic_load(&c->cancel) ||
+               (c->stream && atomic_load(drv_http_stream_cancel_flag(c->stream)));
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        call_free(c);
+    return stop;
+}
+
+static unsigned status_of(int rc)
+{
+    switch (rc) {
+    case DRV_ENOENT:
+        return 404;
+    case DRV_EINVAL:
+        return 400;
+    case DRV_ETOOBIG:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void respond_error(struct drv_http_req *req, enum drv_api_wire wire, unsigned status,
+                          const char *msg)
+{
+    struct drv_buf b;
+    drv_buf_init(&b, 1 << 16);
+    if (status == 503)
+        drv_http_req_add_header(req, "Retry-After", "1");
+    if (drv_api_error_body(wire, (int)status, msg, &b) == 0)
+        drv_http_respond(req, status, "application/json", b.data, b.len);
+    else
+        drv_http_respond_json_error(req, status, msg);
+    drv_buf_release(&b);
+}
+
+typedef int (*decode_fn)(const char *, size_t, struct drv_api_req *, struct drv_err *);
+
+static void handle_generation(struct drv_http_req *req, struct drv_api_server *s,
+                              enum drv_api_wire wire, decode_fn decode)
+{
+    size_t len;
+    const char *body = drv_http_req_body(req, &len);
+    struct drv_api_req ar;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = decode(body, len, &ar, &err);
+    if (rc) {
+        respond_error(req, wire, rc == DRV_ETOOBIG ? 413 : 400, err.msg);
+        drv_api_req_release(&ar);
+        return;
+    }
+    struct gen_call *c = calloc(1, sizeof(*c));
+    if (c == NULL ||
+        drv_api_enc_init(&c->enc, wire, ar.stream, ar.include_usage, ar.gen.model) != 0) {
+        free(c);
+        drv_api_req_release(&ar);
+        respond_error(req, wire, 500, "out of memory");
+        return;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    drv_buf_init(&c->pending, DRV_API_MAX_TEXT * 2);
+    ar.gen.cancel = &c->cancel;
+    rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
+    drv_api_req_release(&ar); /* the backend copied what it needs */
+    if (rc) {
+        respond_error(req, wire, status_of(rc), err.msg);
+        call_free(c);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->terminal && drv_api_enc_status(&c->enc) != 200) {
+        /* failed before anything was sent: a plain HTTP error */
+        drv_http_respond(req, (unsigned)drv_api_enc_status(&c->enc), "application/json",
+                         c->pending.data, c->pending.len);
+    } else {
+        drv_api_enc_headers_sent(&c->enc);
+        c->stream = drv_http_stream_open(req, 200, drv_api_enc_content_type(&c->enc));
+        if (c->stream == NULL) {
+            c->stream_dead = true;
+            atomic_store(&c->cancel, true);
+        }
+        call_flush(c);
+    }
+    c->handler_done = true;
+    bool done = c->terminal && c->stream == NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        call_free(c);
+}
+
+static struct drv_api_server *srv_of(void *ud)
+{
+    return ud;
+}
+
+static void h_ollama_generate(struct drv_http_req *req, void *ud)
+{
+    handle_generation(req, srv_of(ud), DRV_WIRE_OLLAMA_GENERATE, drv_api_ollama_decode_generate);
+}
+
+static void h_ollama_chat(struct drv_http_req *req, void *ud)
+{
+    handle_generation(req, srv_of(ud), DRV_WIRE_OLLAMA_CHAT, drv_api_ollama_decode_chat);
+}
+
+static void h_openai_completion(struct drv_http_req *req, void *ud)
+{
+    handle_generation(req, srv_of(ud), DRV_WIRE_OPENAI_COMPLETION,
+                      drv_api_openai_decode_completion);
+}
+
+static void h_openai_chat(struct drv_http_req *req, void *ud)
+{
+    handle_generation(req, srv_of(ud), DRV_WIRE_OPENAI_CHAT, drv_api_openai_decode_chat);
+}
+
+static void respond_buf(struct drv_http_req *req, int rc, struct drv_buf *b, const char *ctype)
+{
+    if (rc == 0)
+        drv_http_respond(req, 200, ctype, b->data, b->len);
+    else
+        drv_http_respond_json_error(req, 500, "cannot encode the response");
+    drv_buf_release(b);
+}
+
+/* Lists the backend's models (running only when asked) into a heap array. */
+static int list(struct drv_api_server *s, bool running, struct drv_model_desc **out)
+{
+    int cap = 64;
+    for (;;) {
+        struct drv_model_desc *d = calloc((size_t)cap, sizeof(*d));
+        if (d == NULL)
+            return -1;
+        int n = running ? s->backend->ops->list_running(s->backend, d, cap)
+                        : s->backend->ops->list_models(s->backend, d, cap);
+        if (n <= cap) {
+            *out = d;
+            return n;
+        }
+        free(d);
+        cap = n;
+    }
+}
+
+typedef int (*list_enc_fn)(const struct drv_model_desc *, size_t, struct drv_buf *);
+
+static void handle_list(struct drv_http_req *req, void *ud, bool running, list_enc_fn enc)
+{
+    struct drv_model_desc *d;
+    int n = list(srv_of(ud), running, &d);
+    if (n < 0) {
+        drv_http_respond_json_error(req, 500, "out of memory");
+        return;
+    }
+    struct drv_buf b;
+    drv_buf_init(&b, 64u << 20);
+    int rc = enc(d, (size_t)n, &b);
+    free(d);
+    respond_buf(req, rc, &b, "application/json");
+}
+
+static void h_tags(struct drv_http_req *req, void *ud)
+{
+    handle_list(req, ud, false, drv_api_ollama_tags);
+}
+
+static void h_ps(struct drv_http_req *req, void *ud)
+{
+    handle_list(req, ud, true, drv_api_ollama_ps);
+}
+
+static void h_models(struct drv_http_req *req, void *ud)
+{
+    handle_list(req, ud, false, drv_api_openai_models);
+}
+
+static void h_show(struct drv_http_req *req, void *ud)
+{
+    struct drv_api_server *s = srv_of(ud);
+    size_t len;
+    const char *body = drv_http_req_body(req, &len);
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    const char *name = json_string_value(json_object_get(j, "model"));
+    if (name == NULL)
+        name = json_string_value(json_object_get(j, "name")); /* older clients */
+    if (name == NULL || name[0] == '\0') {
+        json_decref(j);
+        drv_http_respond_json_error(req, 400,
+                                    j ? "model is required" : "request body is not valid JSON");
+        return;
+    }
+    struct drv_model_desc *d;
+    int n = list(s, false, &d);
+    char want[160];
+    snprintf(want, sizeof(want), strchr(name, ':') ? "%s" : "%s:latest", name);
+    const struct drv_model_desc *m = NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(d[i].name, want) == 0)
+            m = &d[i];
+    if (m == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "model \"%s\" not found", name);
+        drv_http_respond_json_error(req, 404, msg);
+        free(d);
+        json_decref(j);
+        return;
+    }
+    char key[96];
+    json_t *info = json_object();
+    json_object_set_new(info, "general.architecture", json_string(m->family));
+    json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)m->n_params));
+    snprintf(key, sizeof(key), "%s.context_length", m->family);
+    json_object_set_new(info, key, json_integer(m->n_ctx_train));
+    snprintf(key, sizeof(key), "%s.embedding_length", m->family);
+    json_object_set_new(info, key, json_integer(m->embedding_length));
+    snprintf(key, sizeof(key), "%s.block_count", m->family);
+    json_object_set_new(info, key, json_integer(m->block_count));
+    snprintf(key, sizeof(key), "%s.attention.head_count", m->family);
+    json_object_set_new(info, key, json_integer(m->head_count));
+    snprintf(key, sizeof(key), "%s.attention.head_count_kv", m->family);
+    json_object_set_new(info, key, json_integer(m->head_count_kv));
+    json_t *caps = json_array();
+    json_array_append_new(caps, json_string("completion"));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:[s], s:s, s:s}, s:o, s:o, s:s}", "modelfile", "",
+        "parameters", "", "template", "", "details", "parent_model", "", "format", "gguf", "family",
+        m->family, "families", m->family, "parameter_size", m->parameter_size, "quantization_level",
+        m->quantization, "model_info", info, "capabilities", caps, "modified_at", "");
+    char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (out)
+        drv_http_respond(req, 200, "application/json", out, strlen(out));
+    else
+        drv_http_respond_json_error(req, 500, "cannot encode the response");
+    free(out);
+    json_decref(o);
+    free(d);
+    json_decref(j);
+}
+
+static void h_root(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    static const char msg[] = "Ollama is running";
+    drv_http_respond(req, 200, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
+}
+
+static void h_version(struct drv_http_req *req, void *ud)
+{
+    char b[96];
+    int n = snprintf(b, sizeof(b), "{\"version\":\"%s\"}", srv_of(ud)->version);
+    drv_http_respond(req, 200, "application/json", b, (size_t)n);
+}
+
+static void h_health(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    drv_http_respond(req, 200, "application/json", ok, sizeof(ok) - 1);
+}
+
+static void h_metrics(struct drv_http_req *req, void *ud)
+{
+    struct drv_api_server *s = srv_of(ud);
+    struct drv_buf b;
+    drv_buf_init(&b, 1 << 20);
+    int rc = s->metrics ? s->metrics(s->metrics_ud, &b) : 0;
+    respond_buf(req, rc, &b, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void h_embed_unsupported(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    drv_http_respond_json_error(req, 501, "embeddings are not implemented by this drover yet");
+}
+
+static const struct drv_http_route routes[] = {
+    {"GET", "/", h_root},
+    {"GET", "/api/version", h_version},
+    {"GET", "/api/tags", h_tags},
+    {"GET", "/api/ps", h_ps},
+    {"POST", "/api/show", h_show},
+    {"POST", "/api/generate", h_ollama_generate},
+    {"POST", "/api/chat", h_ollama_chat},
+    {"POST", "/api/embed", h_embed_unsupported},
+    {"POST", "/api/embeddings", h_embed_unsupported},
+    {"GET", "/v1/models", h_models},
+    {"POST", "/v1/completions", h_openai_completion},
+    {"POST", "/v1/chat/completions", h_openai_chat},
+    {"POST", "/v1/embeddings", h_embed_unsupported},
+    {"GET", "/health", h_health},
+    {"GET", "/metrics", h_metrics},
+};
+
+struct drv_api_server *drv_api_server_new(struct drv_backend *backend,
+                                          const struct drv_http_params *http,
+                                          drv_api_metrics_fn metrics, void *metrics_ud,
+                                          struct drv_err *err)
+{
+    struct drv_api_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        drv_err_set(err, DRV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->backend = backend;
+    s->metrics = metrics;
+    s->metrics_ud = metrics_ud;
+#ifdef DROVER_VERSION
+    drv_strlcpy(s->version, DROVER_VERSION, sizeof(s->version));
+#else
+    drv_strlcpy(s->version, "0.0.0", sizeof(s->version));
+#endif
+    s->http = drv_http_server_new(http, routes, sizeof(routes) / sizeof(routes[0]), s, err);
+    if (s->http == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+uint16_t drv_api_server_port(const struct drv_api_server *s)
+{
+    return drv_http_server_port(s->http);
+}
+
+void drv_api_server_free(struct drv_api_server *s)
+{
+    if (s == NULL)
+        return;
+    drv_http_server_free(s->http);
+    free(s);
+}
