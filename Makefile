@@ -10,7 +10,7 @@ MODEL      ?= $(MODELS)/stories260K.gguf
 FUZZ_SECONDS ?= 15
 CMAKE_ARGS = -G Ninja -DDROVER_TEST_MODELS=$(MODELS) -DDROVER_LLAMA_PREFIX=$$(scripts/setup --print-prefix)
 
-.PHONY: all setup build run test test-asan fuzz fuzz-smoke format clean
+.PHONY: all setup build run test test-asan fuzz fuzz-smoke compat-deps format clean
 
 all: build
 
@@ -21,13 +21,18 @@ build: setup
 	@cmake -S . -B $(BUILD) $(CMAKE_ARGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD)
 
+PORT ?= 11435
 run: build
-	@echo "drover serve is not built yet (issue #3): showing 'drover inspect' on the default model."
-	@echo "running: $(BUILD)/drover inspect $(MODEL)"
-	@$(BUILD)/drover inspect $(MODEL)
+	@echo "running: $(BUILD)/drover serve --model $(MODEL) --port $(PORT)   (Ctrl-C stops it)"
+	@exec $(BUILD)/drover serve --model $(MODEL) --port $(PORT)
 
-test: build test-asan fuzz-smoke
+test: build test-asan fuzz-smoke compat-deps
 	@cd $(BUILD) && ctest --output-on-failure
+
+# The official ollama and openai npm clients, for the compatibility tests.
+compat-deps:
+	@[ -d tests/compat/node_modules/openai ] && [ -d tests/compat/node_modules/ollama ] || \
+	    (cd tests/compat && npm install --no-audit --no-fund --silent)
 
 # The unit tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: setup

@@ -60,8 +60,19 @@ static bool is_dir(const char *p)
 int drv_cmd_serve(int argc, char **argv)
 {
     const struct drv_cmd *self = drv_cmd_find("serve");
-    enum { O_HOST = 256, O_PORT, O_PARALLEL, O_CTX, O_THREADS, O_MAXLOADED, O_MAXQUEUE,
-           O_KEEPALIVE, O_LOG, O_MODELS, O_NO_OLLAMA };
+    enum {
+        O_HOST = 256,
+        O_PORT,
+        O_PARALLEL,
+        O_CTX,
+        O_THREADS,
+        O_MAXLOADED,
+        O_MAXQUEUE,
+        O_KEEPALIVE,
+        O_LOG,
+        O_MODELS,
+        O_NO_OLLAMA
+    };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"models", required_argument, NULL, O_MODELS},
@@ -234,7 +245,9 @@ int drv_cmd_serve(int argc, char **argv)
     int n = drv_engine_backend(e)->ops->list_models(drv_engine_backend(e), d, 8);
     fprintf(stderr, "drover serve: listening on http://%s:%u with %d model%s%s%s%s\n", hp.host,
             drv_api_server_port(s), n, n == 1 ? "" : "s", n ? " (" : "", n ? d[0].name : "",
-            n > 1 ? ", ...)" : n ? ")" : "");
+            n > 1 ? ", ...)"
+            : n   ? ")"
+                  : "");
     int sig;
     sigwait(&set, &sig);
     fprintf(stderr, "drover serve: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -432,7 +432,6 @@ static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *re
     ev.stats.done_reason = reason;
     atomic_fetch_add(&m->engine->prompt_tokens_total, (uint64_t)s->n_fed);
     atomic_fetch_add(&m->engine->generated_tokens_total, (uint64_t)s->n_gen);
-    j->sink(j->sink_ud, &ev);
 
     llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
     llama_sampler_free(s->smpl);
@@ -442,12 +441,15 @@ static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *re
     s->job = NULL;
     s->state = DRV_SLOT_IDLE;
 
+    /* the slot is free before the client hears "done", so a client that reads
+     * /metrics or sends its next request right away sees it free */
     struct drv_engine *e = m->engine;
     pthread_mutex_lock(&e->mu);
     m->n_active--;
     m->keep_alive_ms = j->keep_alive_ms == INT64_MIN ? e->p.keep_alive_ms : j->keep_alive_ms;
     m->last_used_ns = now;
     pthread_mutex_unlock(&e->mu);
+    j->sink(j->sink_ud, &ev);
     drv_job_free(j);
 }
 
@@ -520,9 +522,6 @@ static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
         if (s->job == NULL || s->state == DRV_SLOT_IDLE)
             continue;
         struct drv_job *j = s->job;
-        struct drv_gen_event ev = {
-            .kind = DRV_EV_ERROR, .status = status, .message = msg, .model = m->name};
-        j->sink(j->sink_ud, &ev);
         llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
         llama_sampler_free(s->smpl);
         s->smpl = NULL;
@@ -533,7 +532,7 @@ static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
         pthread_mutex_lock(&m->engine->mu);
         m->n_active--;
         pthread_mutex_unlock(&m->engine->mu);
-        drv_job_free(j);
+        drv_job_fail(j, m->name, status, "%s", msg);
     }
 }
 
