@@ -337,10 +337,137 @@ static void h_metrics(struct drv_http_req *req, void *ud)
     respond_buf(req, rc, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-static void h_embed_unsupported(struct drv_http_req *req, void *ud)
+/* ---- embeddings ---- */
+
+enum embed_wire { EMBED_OLLAMA, EMBED_OLLAMA_LEGACY, EMBED_OPENAI };
+
+struct embed_call {
+    pthread_mutex_t mu;
+    enum embed_wire wire;
+    bool base64;
+    struct drv_buf body;
+    int status;
+    struct drv_http_stream *stream;
+    bool terminal, handler_done;
+};
+
+static void embed_call_free(struct embed_call *c)
 {
-    (void)ud;
-    drv_http_respond_json_error(req, 501, "embeddings are not implemented by this drover yet");
+    drv_buf_release(&c->body);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static void embed_cb(void *ud, const struct drv_embed_result *r)
+{
+    struct embed_call *c = ud;
+    pthread_mutex_lock(&c->mu);
+    c->status = r->status;
+    int rc;
+    if (r->status != 200) {
+        rc = drv_api_error_body(c->wire == EMBED_OPENAI ? DRV_WIRE_OPENAI_CHAT
+                                                        : DRV_WIRE_OLLAMA_CHAT,
+                                r->status, r->message, &c->body);
+    } else {
+        struct drv_api_embed_result er = {.model = r->model,
+                                          .data = r->data,
+                                          .n = r->n,
+                                          .dim = r->dim,
+                                          .total_ns = r->total_ns,
+                                          .load_ns = r->load_ns,
+                                          .prompt_tokens = r->prompt_tokens};
+        rc = c->wire == EMBED_OLLAMA ? drv_api_ollama_embed_response(&er, &c->body)
+             : c->wire == EMBED_OLLAMA_LEGACY
+                 ? drv_api_ollama_embeddings_response(&er, &c->body)
+                 : drv_api_openai_embeddings_response(&er, c->base64, &c->body);
+    }
+    if (rc != 0) {
+        drv_buf_reset(&c->body);
+        drv_buf_appendf(&c->body, "{\"error\":\"cannot encode the embeddings\"}");
+    }
+    c->terminal = true;
+    if (c->stream) {
+        drv_http_stream_write(c->stream, c->body.data, c->body.len);
+        drv_http_stream_close(c->stream);
+        c->stream = NULL;
+    }
+    bool done = c->handler_done; /* else the handler frees it */
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        embed_call_free(c);
+}
+
+typedef int (*embed_decode_fn)(const char *, size_t, struct drv_api_embed_req *, struct drv_err *);
+
+static void handle_embed(struct drv_http_req *req, struct drv_api_server *s, enum embed_wire wire,
+                         embed_decode_fn decode)
+{
+    enum drv_api_wire ew = wire == EMBED_OPENAI ? DRV_WIRE_OPENAI_CHAT : DRV_WIRE_OLLAMA_CHAT;
+    size_t len;
+    const char *body = drv_http_req_body(req, &len);
+    struct drv_api_embed_req ar;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = decode(body, len, &ar, &err);
+    if (rc) {
+        respond_error(req, ew, rc == DRV_ETOOBIG ? 413 : 400, err.msg);
+        drv_api_embed_req_release(&ar);
+        return;
+    }
+    if (s->backend->ops->embed == NULL) {
+        drv_api_embed_req_release(&ar);
+        respond_error(req, ew, 501, "this backend does not compute embeddings");
+        return;
+    }
+    struct embed_call *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        drv_api_embed_req_release(&ar);
+        respond_error(req, ew, 500, "out of memory");
+        return;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    drv_buf_init(&c->body, 1u << 30);
+    c->wire = wire;
+    c->base64 = ar.base64;
+    struct drv_embed_request er = {.model = ar.model,
+                                   .inputs = ar.inputs,
+                                   .n_inputs = ar.n_inputs,
+                                   .truncate = ar.truncate,
+                                   .keep_alive_ms = ar.keep_alive_ms};
+    rc = s->backend->ops->embed(s->backend, &er, embed_cb, c, &err);
+    drv_api_embed_req_release(&ar);
+    if (rc) {
+        respond_error(req, ew, status_of(rc), err.msg);
+        embed_call_free(c);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->terminal) {
+        /* answered before the handler returned: a plain response with its status */
+        drv_http_respond(req, (unsigned)c->status, "application/json", c->body.data, c->body.len);
+    } else {
+        c->stream = drv_http_stream_open(req, 200, "application/json");
+    }
+    c->handler_done = true;
+    bool done = c->terminal;
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        embed_call_free(c);
+}
+
+static void h_ollama_embed(struct drv_http_req *req, void *ud)
+{
+    handle_embed(req, srv_of(ud), EMBED_OLLAMA, drv_api_ollama_decode_embed);
+}
+
+static void h_ollama_embeddings(struct drv_http_req *req, void *ud)
+{
+    handle_embed(req, srv_of(ud), EMBED_OLLAMA_LEGACY, drv_api_ollama_decode_embeddings);
+}
+
+static void h_openai_embeddings(struct drv_http_req *req, void *ud)
+{
+    handle_embed(req, srv_of(ud), EMBED_OPENAI, drv_api_openai_decode_embeddings);
 }
 
 static const struct drv_http_route routes[] = {
@@ -351,12 +478,12 @@ static const struct drv_http_route routes[] = {
     {"POST", "/api/show", h_show},
     {"POST", "/api/generate", h_ollama_generate},
     {"POST", "/api/chat", h_ollama_chat},
-    {"POST", "/api/embed", h_embed_unsupported},
-    {"POST", "/api/embeddings", h_embed_unsupported},
+    {"POST", "/api/embed", h_ollama_embed},
+    {"POST", "/api/embeddings", h_ollama_embeddings},
     {"GET", "/v1/models", h_models},
     {"POST", "/v1/completions", h_openai_completion},
     {"POST", "/v1/chat/completions", h_openai_chat},
-    {"POST", "/v1/embeddings", h_embed_unsupported},
+    {"POST", "/v1/embeddings", h_openai_embeddings},
     {"GET", "/health", h_health},
     {"GET", "/metrics", h_metrics},
 };

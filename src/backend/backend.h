@@ -140,6 +140,28 @@ struct drv_model_desc {
     uint32_t head_count_kv;
 };
 
+/* Embeddings: every input becomes one L2-normalised vector. */
+struct drv_embed_request {
+    const char *model;
+    const char *const *inputs; /* n_inputs strings; copied by embed() */
+    size_t n_inputs;
+    bool truncate;         /* cut inputs longer than the context instead of failing */
+    int64_t keep_alive_ms; /* as in drv_gen_request */
+};
+
+struct drv_embed_result {
+    const char *model;
+    int status;          /* 200, or the HTTP status of the failure */
+    const char *message; /* failure: one line */
+    const float *data;   /* n rows of dim floats; valid during the callback only */
+    size_t n, dim;
+    int32_t prompt_tokens;
+    uint64_t total_ns, load_ns;
+};
+
+/* Called once per accepted embed request, on a backend thread. */
+typedef void (*drv_embed_cb)(void *ud, const struct drv_embed_result *r);
+
 struct drv_backend;
 
 struct drv_backend_ops {
@@ -148,6 +170,10 @@ struct drv_backend_ops {
      * model), DRV_EINVAL (bad request), DRV_ETOOBIG (queue full: 503). */
     int (*generate)(struct drv_backend *b, const struct drv_gen_request *req, drv_gen_sink sink,
                     void *sink_ud, struct drv_err *err);
+    /* Queues an embedding request; cb is called exactly once when it is accepted
+     * (return 0). Immediate failures as for generate(). */
+    int (*embed)(struct drv_backend *b, const struct drv_embed_request *req, drv_embed_cb cb,
+                 void *cb_ud, struct drv_err *err);
     /* Fills up to cap descriptions; returns how many there are (may be > cap). */
     int (*list_models)(struct drv_backend *b, struct drv_model_desc *out, int cap);
     /* Same, for loaded models only. */

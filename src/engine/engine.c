@@ -77,6 +77,9 @@ void drv_job_free(struct drv_job *j)
         free(j->stop[i]);
     free(j->stop);
     free(j->format_schema);
+    for (size_t i = 0; i < j->n_inputs; i++)
+        free(j->inputs[i]);
+    free(j->inputs);
     free(j);
 }
 
@@ -384,26 +387,18 @@ static void evict_for(struct drv_engine *e, struct drv_emodel *want)
     }
 }
 
-static int engine_generate(struct drv_backend *b, const struct drv_gen_request *req,
-                           drv_gen_sink sink, void *sink_ud, struct drv_err *err)
+/* Queues j for the named model (starting its thread when it is not loaded).
+ * Takes ownership of j. */
+static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, struct drv_err *err)
 {
-    struct drv_engine *e = b->impl;
-    if (req->model == NULL || req->model[0] == '\0')
-        return drv_err_set(err, DRV_EINVAL, "model is required");
-    struct drv_job *j = job_copy(req);
-    if (j == NULL)
-        return drv_err_set(err, DRV_ENOMEM, "out of memory");
-    j->sink = sink;
-    j->sink_ud = sink_ud;
     j->t_arrival = drv_now_ns();
-
     pthread_mutex_lock(&e->mu);
-    struct drv_emodel *m = find_model(e, req->model);
+    struct drv_emodel *m = find_model(e, model);
     int rc = 0;
     if (e->closing) {
         rc = drv_err_set(err, DRV_ETOOBIG, "server is shutting down");
     } else if (m == NULL) {
-        rc = drv_err_set(err, DRV_ENOENT, "model \"%s\" not found", req->model);
+        rc = drv_err_set(err, DRV_ENOENT, "model \"%s\" not found", model);
     } else if (m->n_queued >= e->p.max_queue) {
         rc = drv_err_set(err, DRV_ETOOBIG, "model \"%s\" is busy: %d requests queued", m->name,
                          m->n_queued);
@@ -447,6 +442,47 @@ static int engine_generate(struct drv_backend *b, const struct drv_gen_request *
     }
     pthread_mutex_unlock(&e->mu);
     return 0;
+}
+
+static int engine_generate(struct drv_backend *b, const struct drv_gen_request *req,
+                           drv_gen_sink sink, void *sink_ud, struct drv_err *err)
+{
+    if (req->model == NULL || req->model[0] == '\0')
+        return drv_err_set(err, DRV_EINVAL, "model is required");
+    struct drv_job *j = job_copy(req);
+    if (j == NULL)
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    j->sink = sink;
+    j->sink_ud = sink_ud;
+    return enqueue(b->impl, req->model, j, err);
+}
+
+static int engine_embed(struct drv_backend *b, const struct drv_embed_request *req, drv_embed_cb cb,
+                        void *cb_ud, struct drv_err *err)
+{
+    if (req->model == NULL || req->model[0] == '\0')
+        return drv_err_set(err, DRV_EINVAL, "model is required");
+    struct drv_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    j->embed_cb = cb;
+    j->embed_ud = cb_ud;
+    j->truncate = req->truncate;
+    j->keep_alive_ms = req->keep_alive_ms;
+    if (req->n_inputs) {
+        j->inputs = calloc(req->n_inputs, sizeof(*j->inputs));
+        for (size_t i = 0; j->inputs && i < req->n_inputs; i++) {
+            j->inputs[i] = strdup(req->inputs[i] ? req->inputs[i] : "");
+            if (j->inputs[i] == NULL)
+                break;
+            j->n_inputs = i + 1;
+        }
+        if (j->n_inputs != req->n_inputs) {
+            drv_job_free(j);
+            return drv_err_set(err, DRV_ENOMEM, "out of memory");
+        }
+    }
+    return enqueue(b->impl, req->model, j, err);
 }
 
 static void fill_desc(const struct drv_emodel *m, struct drv_model_desc *d)
@@ -504,6 +540,7 @@ static int engine_list_running(struct drv_backend *b, struct drv_model_desc *out
 
 static const struct drv_backend_ops engine_ops = {
     .generate = engine_generate,
+    .embed = engine_embed,
     .list_models = engine_list_models,
     .list_running = engine_list_running,
 };

@@ -32,6 +32,12 @@ struct drv_job {
     void *sink_ud;
     uint64_t t_arrival;
     uint64_t load_ns;
+    /* embedding jobs (embed_cb != NULL): the inputs, answered by embed_cb */
+    char **inputs;
+    size_t n_inputs;
+    bool truncate;
+    drv_embed_cb embed_cb;
+    void *embed_ud;
 };
 
 enum drv_slot_state { DRV_SLOT_IDLE, DRV_SLOT_PROMPT, DRV_SLOT_GEN };
@@ -68,6 +74,7 @@ struct drv_emodel {
     pthread_t thread;
     pthread_cond_t cond;
     struct drv_job *q_head, *q_tail;
+    struct drv_job *eq_head; /* embedding jobs taken from the queue */
     int n_queued;
     int n_active;
     uint64_t last_used_ns;
@@ -82,7 +89,8 @@ struct drv_emodel {
     const struct llama_vocab *vocab;
     struct drv_slot *slots;
     int n_slots;
-    char *tmpl; /* chat template text, NULL = none */
+    char *tmpl;                 /* chat template text, NULL = none */
+    struct llama_context *ectx; /* embeddings context, made on first use */
     struct drv_engine *engine;
 };
 

@@ -133,6 +133,9 @@ static void unload_model(struct drv_emodel *m)
     m->slots = NULL;
     free(m->tmpl);
     m->tmpl = NULL;
+    if (m->ectx)
+        llama_free(m->ectx);
+    m->ectx = NULL;
     if (m->ctx)
         llama_free(m->ctx);
     if (m->lm)
@@ -465,6 +468,26 @@ static bool is_cancelled(const struct drv_job *j)
  * caller can finish starting them without the lock. */
 static void take_queued(struct drv_emodel *m)
 {
+    /* embedding jobs need no slot: take them all, in order */
+    struct drv_job **pp = &m->q_head, *last = NULL;
+    struct drv_job **etail = &m->eq_head;
+    while (*etail)
+        etail = &(*etail)->next;
+    while (*pp) {
+        struct drv_job *j = *pp;
+        if (j->embed_cb == NULL) {
+            last = j;
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        j->next = NULL;
+        *etail = j;
+        etail = &j->next;
+        m->n_queued--;
+        m->n_active++;
+    }
+    m->q_tail = last;
     for (int i = 0; i < m->n_slots && m->q_head; i++) {
         struct drv_slot *s = &m->slots[i];
         if (s->state != DRV_SLOT_IDLE || s->job)
@@ -625,6 +648,131 @@ static void step(struct drv_emodel *m, struct llama_batch *batch)
     }
 }
 
+/* ---- embeddings ---- */
+
+static int make_embed_ctx(struct drv_emodel *m)
+{
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = m->n_ctx_slot;
+    cp.n_batch = m->n_ctx_slot;
+    cp.n_ubatch = m->n_ctx_slot; /* non-causal models need a whole input in one ubatch */
+    cp.n_seq_max = 1;
+    cp.embeddings = true;
+    cp.pooling_type = LLAMA_POOLING_TYPE_UNSPECIFIED;
+    cp.no_perf = true;
+    int nt = m->engine->p.n_threads > 0 ? m->engine->p.n_threads : physical_cores();
+    cp.n_threads = cp.n_threads_batch = nt;
+    m->ectx = llama_init_from_model(m->lm, cp);
+    if (m->ectx && llama_pooling_type(m->ectx) == LLAMA_POOLING_TYPE_NONE) {
+        /* a generative model: mean-pool its token embeddings */
+        llama_free(m->ectx);
+        cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+        m->ectx = llama_init_from_model(m->lm, cp);
+    }
+    return m->ectx ? 0 : -1;
+}
+
+/* Embeds one text into out[dim]; returns tokens used, or -status on failure. */
+static int embed_one(struct drv_emodel *m, const char *text, bool truncate, float *out, int dim,
+                     char *why, size_t why_size)
+{
+    int32_t len = (int32_t)strlen(text);
+    int32_t n = -llama_tokenize(m->vocab, text, len, NULL, 0, true, false);
+    if (n <= 0)
+        n = 1;
+    llama_token *toks = malloc((size_t)n * sizeof(*toks));
+    if (toks == NULL)
+        return -500;
+    int32_t got = llama_tokenize(m->vocab, text, len, toks, n, true, false);
+    if (got <= 0) {
+        toks[0] = llama_vocab_bos(m->vocab);
+        got = 1;
+    }
+    if ((uint32_t)got > m->n_ctx_slot) {
+        if (!truncate) {
+            snprintf(why, why_size, "input is %d tokens but the context of %s holds %u", got,
+                     m->name, m->n_ctx_slot);
+            free(toks);
+            return -400;
+        }
+        got = (int32_t)m->n_ctx_slot;
+    }
+    llama_memory_clear(llama_get_memory(m->ectx), true);
+    struct llama_batch b = llama_batch_init(got, 0, 1);
+    for (int i = 0; i < got; i++) {
+        b.token[i] = toks[i];
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = got;
+    free(toks);
+    int rc = llama_model_has_encoder(m->lm) && !llama_model_has_decoder(m->lm)
+                 ? llama_encode(m->ectx, b)
+                 : llama_decode(m->ectx, b);
+    llama_batch_free(b);
+    const float *e = rc == 0 ? llama_get_embeddings_seq(m->ectx, 0) : NULL;
+    if (e == NULL) {
+        snprintf(why, why_size, "llama.cpp could not embed the input");
+        return -500;
+    }
+    double norm = 0;
+    for (int i = 0; i < dim; i++)
+        norm += (double)e[i] * e[i];
+    norm = norm > 0 ? sqrt(norm) : 1;
+    for (int i = 0; i < dim; i++)
+        out[i] = (float)(e[i] / norm);
+    return got;
+}
+
+static void run_embed(struct drv_emodel *m, struct drv_job *j)
+{
+    char why[256] = "llama.cpp could not create an embeddings context";
+    int status = 200, tokens = 0;
+    int dim = llama_model_n_embd_out(m->lm);
+    float *data = NULL;
+    if (m->ectx == NULL && make_embed_ctx(m) != 0) {
+        status = 500;
+    } else if (j->n_inputs) {
+        data = malloc(j->n_inputs * (size_t)dim * sizeof(float));
+        if (data == NULL) {
+            status = 500;
+            snprintf(why, sizeof(why), "out of memory");
+        }
+        for (size_t i = 0; data && i < j->n_inputs; i++) {
+            int r = embed_one(m, j->inputs[i], j->truncate, data + i * (size_t)dim, dim, why,
+                              sizeof(why));
+            if (r < 0) {
+                status = -r;
+                break;
+            }
+            tokens += r;
+        }
+    }
+    struct drv_engine *e = m->engine;
+    pthread_mutex_lock(&e->mu);
+    m->n_active--;
+    m->keep_alive_ms = j->keep_alive_ms == INT64_MIN ? e->p.keep_alive_ms : j->keep_alive_ms;
+    m->last_used_ns = drv_now_ns();
+    pthread_mutex_unlock(&e->mu);
+    atomic_fetch_add(&e->prompt_tokens_total, (uint64_t)tokens);
+    struct drv_embed_result r = {.model = m->name, .status = status};
+    if (status == 200) {
+        r.data = data;
+        r.n = j->n_inputs;
+        r.dim = (size_t)dim;
+        r.prompt_tokens = tokens;
+        r.total_ns = drv_now_ns() - j->t_arrival;
+        r.load_ns = j->load_ns;
+    } else {
+        r.message = why;
+    }
+    j->embed_cb(j->embed_ud, &r);
+    free(data);
+    drv_job_free(j);
+}
+
 void *drv_sched_main(void *arg)
 {
     struct drv_emodel *m = arg;
@@ -662,7 +810,14 @@ void *drv_sched_main(void *arg)
     for (;;) {
         if (!wait_for_work(m))
             break;
+        struct drv_job *eq = m->eq_head;
+        m->eq_head = NULL;
         pthread_mutex_unlock(&e->mu);
+        while (eq) {
+            struct drv_job *next = eq->next;
+            run_embed(m, eq);
+            eq = next;
+        }
         /* start reserved slots, outside the lock */
         for (int i = 0; i < m->n_slots; i++) {
             struct drv_slot *s = &m->slots[i];

@@ -87,5 +87,15 @@ await check("openai unknown model throws NotFound", async () => {
   await assert.rejects(openai.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] }),
     (e) => e.status === 404);
 });
+await check("ollama.embed", async () => {
+  const r = await ollama.embed({ model, input: ["hello world", "Once upon a time"] });
+  assert.equal(r.embeddings.length, 2);
+  assert.equal(r.embeddings[0].length, 64);
+});
+await check("openai.embeddings.create (base64 by default)", async () => {
+  const r = await openai.embeddings.create({ model, input: "hello world" });
+  assert.equal(r.data[0].embedding.length, 64);
+  assert.ok(Math.abs(Math.hypot(...r.data[0].embedding) - 1) < 1e-4);
+});
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -82,6 +82,21 @@ if printf '%s' "$BODY" | node -e '
   if (js[0].choices[0].delta.role !== "assistant") process.exit(3);
   if (js[js.length-1].choices[0].finish_reason !== "length") process.exit(4);'; then pass; else fail "v1 chat stream shape"; fi
 
+# embeddings: one L2-normalised vector per input, the same through all three routes
+req POST /api/embed '{"model":"stories260K","input":["hello world","Once upon a time"]}'
+expect_code 200 "api/embed"
+jq_check 'j.embeddings.length === 2 && j.embeddings[0].length === 64 && Math.abs(Math.hypot(...j.embeddings[1]) - 1) < 1e-4 && j.prompt_eval_count > 0 && j.embeddings[0][0] !== j.embeddings[1][0]' "api/embed vectors"
+E1=$(printf '%s' "$BODY" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).embeddings[0].slice(0,4).map(x=>x.toFixed(5)).join(","))')
+req POST /api/embeddings '{"model":"stories260K","prompt":"hello world"}'
+E2=$(printf '%s' "$BODY" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).embedding.slice(0,4).map(x=>x.toFixed(5)).join(","))')
+req POST /v1/embeddings '{"model":"stories260K","input":"hello world"}'
+E3=$(printf '%s' "$BODY" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).data[0].embedding.slice(0,4).map(x=>x.toFixed(5)).join(","))')
+[ -n "$E1" ] && [ "$E1" = "$E2" ] && [ "$E1" = "$E3" ] && pass || fail "embeddings differ across routes: $E1 / $E2 / $E3"
+req POST /api/embed '{"model":"nope","input":"x"}'
+expect_code 404 "embed unknown model"
+req POST /api/embed '{"model":"stories260K","input":42}'
+expect_code 400 "embed bad input"
+
 # errors: unknown model, malformed JSON, missing model, wrong method, unknown path, huge body
 req POST /api/generate '{"model":"nope","prompt":"x"}'
 expect_code 404 "unknown model"; expect_body 'model \\"nope\\" not found' "unknown model message"
