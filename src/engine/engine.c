@@ -399,7 +399,11 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
         rc = drv_err_set(err, DRV_ETOOBIG, "server is shutting down");
     } else if (m == NULL) {
         rc = drv_err_set(err, DRV_ENOENT, "model \"%s\" not found", model);
-    } else if (m->n_queued >= e->p.max_queue) {
+    } else if (m->n_queued >=
+               e->p.max_queue +
+                   (e->p.n_parallel > m->n_active ? e->p.n_parallel - m->n_active : 0)) {
+        /* the bound is on requests waiting beyond the free slots: jobs the
+         * scheduler has not picked up yet do not count against it */
         rc = drv_err_set(err, DRV_ETOOBIG, "model \"%s\" is busy: %d requests queued", m->name,
                          m->n_queued);
     }
