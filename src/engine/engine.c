@@ -77,6 +77,7 @@ void drv_job_free(struct drv_job *j)
         free(j->stop[i]);
     free(j->stop);
     free(j->format_schema);
+    free(j->grammar);
     for (size_t i = 0; i < j->n_inputs; i++)
         free(j->inputs[i]);
     free(j->inputs);
@@ -456,6 +457,18 @@ static int engine_generate(struct drv_backend *b, const struct drv_gen_request *
     struct drv_job *j = job_copy(req);
     if (j == NULL)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    if (j->format == DRV_FORMAT_SCHEMA && j->format_schema) {
+        /* compiled now, so a bad schema is a 400 before anything is queued */
+        struct drv_buf g;
+        drv_buf_init(&g, 4u << 20);
+        int rc = drv_json_schema_to_gbnf(j->format_schema, &g, err);
+        if (rc) {
+            drv_buf_release(&g);
+            drv_job_free(j);
+            return rc == DRV_ENOMEM ? rc : DRV_EINVAL;
+        }
+        j->grammar = drv_buf_steal(&g);
+    }
     j->sink = sink;
     j->sink_ud = sink_ud;
     return enqueue(b->impl, req->model, j, err);

@@ -73,4 +73,10 @@ size_t drv_utf8_complete_len(const char *s, size_t len);
 size_t drv_stop_scan(const char *text, size_t len, const char *const *stops, size_t n_stops,
                      bool *stopped);
 
+/* Compiles a JSON Schema (JSON text) to a llama.cpp GBNF grammar whose start
+ * rule is "root", appended to out (engine/grammar.c has the supported subset;
+ * unsupported keywords accept any JSON value there). DRV_EINVAL with a message
+ * for a schema that is not JSON or has an unresolvable $ref. */
+int drv_json_schema_to_gbnf(const char *schema, struct drv_buf *out, struct drv_err *err);
+
 #endif

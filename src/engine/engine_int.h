@@ -25,6 +25,7 @@ struct drv_job {
     size_t n_stop;
     enum drv_format format;
     char *format_schema;
+    char *grammar; /* GBNF compiled from format_schema, NULL = none */
     int think;
     int64_t keep_alive_ms;
     atomic_bool *cancel;

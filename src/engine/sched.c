@@ -248,7 +248,8 @@ static struct llama_sampler *build_sampler(const struct drv_emodel *m, const str
         llama_sampler_chain_add(c, llama_sampler_init_penalties(llama_vocab_n_tokens(m->vocab),
                                                                 last_n, rep, freq, pres));
     if (j->format != DRV_FORMAT_TEXT) {
-        struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, json_grammar, "root");
+        struct llama_sampler *g =
+            llama_sampler_init_grammar(m->vocab, j->grammar ? j->grammar : json_grammar, "root");
         if (g == NULL) {
             llama_sampler_free(c);
             return NULL;

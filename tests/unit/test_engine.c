@@ -12,6 +12,8 @@
 
 #include "engine/engine.h"
 
+#include <jansson.h>
+
 #define STORIES DROVER_TEST_MODELS "/stories260K.gguf"
 
 /* collects one request's events */
@@ -308,6 +310,96 @@ static void full_queue_is_refused(void **state)
         result_release(&r[i]);
 }
 
+static void schema_compiles_and_refuses(void **state)
+{
+    (void)state;
+    struct drv_buf b;
+    struct drv_err err;
+    drv_buf_init(&b, 1 << 20);
+    drv_err_init(&err);
+    assert_int_equal(drv_json_schema_to_gbnf("{\"type\":\"object\",\"properties\":{\"a\":"
+                                             "{\"type\":\"string\"}},\"required\":[\"a\"]}",
+                                             &b, &err),
+                     0);
+    assert_non_null(strstr(b.data, "root ::= "));
+    assert_non_null(strstr(b.data, "\"\\\"a\\\"\" ws \":\" ws")); /* the key literal */
+    drv_buf_reset(&b);
+    assert_int_equal(drv_json_schema_to_gbnf("{not json", &b, &err), DRV_EINVAL);
+    assert_non_null(strstr(err.msg, "not valid JSON"));
+    drv_err_init(&err);
+    assert_int_equal(drv_json_schema_to_gbnf("{\"$ref\":\"#/$defs/x\"}", &b, &err), DRV_EINVAL);
+    assert_non_null(strstr(err.msg, "$ref"));
+    /* self-reference through $defs must not recurse forever */
+    drv_err_init(&err);
+    drv_buf_reset(&b);
+    assert_int_not_equal(
+        drv_json_schema_to_gbnf("{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"type\":\"array\","
+                                "\"items\":{\"$ref\":\"#/$defs/a\"}}}}",
+                                &b, &err),
+        0);
+    drv_buf_release(&b);
+}
+
+/* Generation under a schema: the output is JSON of that shape. */
+static void schema_constrains_generation(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(2, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    const char *schemas[] = {
+        "{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\"]},\"minItems\":2,"
+        "\"maxItems\":3}",
+        "{\"type\":\"object\",\"properties\":{\"color\":{\"enum\":[\"red\",\"blue\"]},"
+        "\"ok\":{\"type\":\"boolean\"}},\"required\":[\"color\",\"ok\"]}",
+    };
+    for (int k = 0; k < 2; k++) {
+        for (int seed = 1; seed <= 3; seed++) {
+            struct drv_gen_request req;
+            greedy_request(&req, "Once upon a time", 200);
+            req.sampling.temperature = 1.0f;
+            req.sampling.seed = seed;
+            req.format = DRV_FORMAT_SCHEMA;
+            req.format_schema = schemas[k];
+            struct result r;
+            result_init(&r);
+            struct drv_err err;
+            drv_err_init(&err);
+            assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+            wait_done(&r);
+            assert_string_equal(r.reason, "stop");
+            json_error_t jerr;
+            json_t *j = json_loads(r.text.data, 0, &jerr);
+            assert_non_null(j);
+            if (k == 0) {
+                assert_true(json_is_array(j));
+                assert_in_range(json_array_size(j), 2, 3);
+                const char *c = json_string_value(json_array_get(j, 0));
+                assert_true(strcmp(c, "red") == 0 || strcmp(c, "green") == 0);
+            } else {
+                const char *c = json_string_value(json_object_get(j, "color"));
+                assert_non_null(c);
+                assert_true(strcmp(c, "red") == 0 || strcmp(c, "blue") == 0);
+                assert_true(json_is_boolean(json_object_get(j, "ok")));
+                assert_int_equal(json_object_size(j), 2);
+            }
+            json_decref(j);
+            result_release(&r);
+        }
+    }
+    /* a bad schema is refused before anything is queued */
+    struct drv_gen_request req;
+    greedy_request(&req, "x", 4);
+    req.format = DRV_FORMAT_SCHEMA;
+    req.format_schema = "{\"$ref\":\"#/nowhere\"}";
+    struct result r;
+    result_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), DRV_EINVAL);
+    result_release(&r);
+    drv_engine_free(e);
+}
+
 static void text_helpers(void **state)
 {
     (void)state;
@@ -333,6 +425,8 @@ int main(void)
     drv_log_set_level(DRV_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_helpers),
+        cmocka_unit_test(schema_compiles_and_refuses),
+        cmocka_unit_test(schema_constrains_generation),
         cmocka_unit_test(generates_the_known_story),
         cmocka_unit_test(stop_string_is_cut_and_never_emitted),
         cmocka_unit_test(unknown_model_is_refused_at_once),
