@@ -79,4 +79,22 @@ size_t drv_stop_scan(const char *text, size_t len, const char *const *stops, siz
  * for a schema that is not JSON or has an unresolvable $ref. */
 int drv_json_schema_to_gbnf(const char *schema, struct drv_buf *out, struct drv_err *err);
 
+/* Splitting a thinking model's output: text between <think> and </think> at the
+ * start of the answer is reasoning, the rest is the answer. */
+struct drv_think_state {
+    bool enabled;    /* the model thinks and the request did not turn it off */
+    bool in_think;   /* inside <think>...</think> */
+    bool saw_answer; /* answer text has started: no more <think> expected */
+};
+
+/* Emits the text of text[0..len) that can be emitted now: reasoning as
+ * DRV_EV_THINKING, answer as DRV_EV_TOKEN (through emit), holding back partial
+ * tags, partial stop strings and incomplete UTF-8 unless final. Stops at a stop
+ * string in the answer (*stopped, the rest is dropped). Returns the bytes
+ * consumed; *cancel is set when emit returned nonzero. */
+size_t drv_text_flush(struct drv_think_state *st, const char *text, size_t len, bool final,
+                      const char *const *stops, size_t n_stops, bool *stopped,
+                      int (*emit)(void *ud, enum drv_ev_kind kind, const char *p, size_t n),
+                      void *ud, int *cancel);
+
 #endif

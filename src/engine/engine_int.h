@@ -55,9 +55,8 @@ struct drv_slot {
     int logits_idx; /* index in the current batch, -1 = none */
     struct llama_sampler *smpl;
     struct drv_buf pending; /* generated text not yet emitted */
-    bool in_think;
-    bool think_capable;
-    bool saw_answer;
+    struct drv_think_state think;
+    const char *model_name; /* for events */
     uint64_t t_start, t_prompt_done, t_last;
 };
 

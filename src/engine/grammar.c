@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_RULES 512
-#define MAX_DEPTH 32
+#define MAX_RULES  512
+#define MAX_DEPTH  32
 #define MAX_REPEAT 64
 
 static const char base_rules[] =
@@ -117,8 +117,8 @@ static int compile_object(struct gctx *g, json_t *s, int depth, struct drv_buf *
             break;
         size_t j;
         json_t *r;
-        json_array_foreach(req, j, r) if (json_is_string(r) && strcmp(json_string_value(r), key) == 0)
-            is_req[i] = true;
+        json_array_foreach(req, j, r) if (json_is_string(r) &&
+                                          strcmp(json_string_value(r), key) == 0) is_req[i] = true;
         i++;
     }
     if (rc == 0)

@@ -326,9 +326,7 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
     s->logits_idx = -1;
     s->job = j;
     s->state = DRV_SLOT_PROMPT;
-    s->think_capable = think_capable(m) && j->think != 0;
-    s->in_think = false;
-    s->saw_answer = false;
+    s->think = (struct drv_think_state){.enabled = think_capable(m) && j->think != 0};
     drv_buf_reset(&s->pending);
     s->t_start = drv_now_ns();
     s->t_prompt_done = s->t_last = 0;
@@ -338,79 +336,25 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
 
 /* ---- text out ---- */
 
-static int send_text(struct drv_emodel *m, struct drv_slot *s, enum drv_ev_kind kind, const char *p,
-                     size_t n)
+static int emit_text(void *ud, enum drv_ev_kind kind, const char *p, size_t n)
 {
-    if (n == 0)
-        return 0;
-    struct drv_gen_event ev = {.kind = kind, .text = p, .len = n, .model = m->name};
+    struct drv_slot *s = ud;
+    struct drv_gen_event ev = {.kind = kind, .text = p, .len = n, .model = s->model_name};
     return s->job->sink(s->job->sink_ud, &ev);
 }
 
-/* Emits what can be emitted of s->pending. final: the generation ended, flush
- * everything that is not a stop string. Sets *stopped when a stop string was hit.
- * Returns nonzero when the client cancelled. */
+/* Emits what can be emitted of s->pending (see drv_text_flush). Returns nonzero
+ * when the client cancelled. */
 static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, bool *stopped)
 {
-    static const char open_tag[] = "<think>", close_tag[] = "</think>";
-    *stopped = false;
-    char *p = s->pending.data;
-    size_t len = s->pending.len, used = 0;
+    s->model_name = m->name;
     int cancel = 0;
-    while (used < len && !cancel) {
-        char *cur = p + used;
-        size_t left = len - used;
-        if (s->in_think) {
-            char *end = memmem(cur, left, close_tag, sizeof(close_tag) - 1);
-            size_t n;
-            if (end) {
-                n = (size_t)(end - cur);
-                cancel = send_text(m, s, DRV_EV_THINKING, cur, n);
-                used += n + sizeof(close_tag) - 1;
-                s->in_think = false;
-                /* the answer usually starts after blank lines */
-                while (used < len && (p[used] == '\n' || p[used] == ' '))
-                    used++;
-                continue;
-            }
-            const char *const tag[] = {close_tag};
-            bool dummy;
-            n = final ? left : drv_stop_scan(cur, left, tag, 1, &dummy);
-            n = final ? n : drv_utf8_complete_len(cur, n);
-            cancel = send_text(m, s, DRV_EV_THINKING, cur, n);
-            used += n;
-            break;
-        }
-        if (s->think_capable && !s->saw_answer) {
-            /* a thinking model opens with <think>, maybe after whitespace */
-            size_t ws = 0;
-            while (ws < left && (cur[ws] == '\n' || cur[ws] == ' '))
-                ws++;
-            size_t rest = left - ws,
-                   cmp = rest < sizeof(open_tag) - 1 ? rest : sizeof(open_tag) - 1;
-            if (memcmp(cur + ws, open_tag, cmp) == 0) {
-                if (cmp < sizeof(open_tag) - 1 && !final)
-                    break; /* wait for the rest of the tag */
-                if (cmp == sizeof(open_tag) - 1) {
-                    used += ws + cmp;
-                    s->in_think = true;
-                    continue;
-                }
-            }
-            s->saw_answer = true;
-        }
-        size_t n =
-            drv_stop_scan(cur, left, (const char *const *)s->job->stop, s->job->n_stop, stopped);
-        if (!*stopped && !final)
-            n = drv_utf8_complete_len(cur, n);
-        cancel = send_text(m, s, DRV_EV_TOKEN, cur, n);
-        used += n;
-        if (*stopped)
-            used = len;
-        break;
-    }
-    memmove(p, p + used, len - used);
-    s->pending.len = len - used;
+    size_t used = drv_text_flush(&s->think, s->pending.data, s->pending.len, final,
+                                 (const char *const *)s->job->stop, s->job->n_stop, stopped,
+                                 emit_text, s, &cancel);
+    char *p = s->pending.data;
+    memmove(p, p + used, s->pending.len - used);
+    s->pending.len -= used;
     if (p)
         p[s->pending.len] = '\0';
     return cancel;

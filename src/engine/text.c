@@ -58,3 +58,70 @@ size_t drv_stop_scan(const char *text, size_t len, const char *const *stops, siz
     }
     return emit;
 }
+
+static int emit_some(int (*emit)(void *, enum drv_ev_kind, const char *, size_t), void *ud,
+                     enum drv_ev_kind kind, const char *p, size_t n)
+{
+    return n ? emit(ud, kind, p, n) : 0;
+}
+
+size_t drv_text_flush(struct drv_think_state *st, const char *text, size_t len, bool final,
+                      const char *const *stops, size_t n_stops, bool *stopped,
+                      int (*emit)(void *ud, enum drv_ev_kind kind, const char *p, size_t n),
+                      void *ud, int *cancel)
+{
+    static const char open_tag[] = "<think>", close_tag[] = "</think>";
+    const size_t open_n = sizeof(open_tag) - 1, close_n = sizeof(close_tag) - 1;
+    *stopped = false;
+    *cancel = 0;
+    size_t used = 0;
+    while (used < len && !*cancel) {
+        const char *cur = text + used;
+        size_t left = len - used;
+        if (st->in_think) {
+            const char *end = memmem(cur, left, close_tag, close_n);
+            if (end) {
+                size_t n = (size_t)(end - cur);
+                *cancel = emit_some(emit, ud, DRV_EV_THINKING, cur, n);
+                used += n + close_n;
+                st->in_think = false;
+                /* the answer usually starts after blank lines */
+                while (used < len && (text[used] == '\n' || text[used] == ' '))
+                    used++;
+                continue;
+            }
+            const char *const tag[] = {close_tag};
+            bool dummy;
+            size_t n = left;
+            if (!final)
+                n = drv_utf8_complete_len(cur, drv_stop_scan(cur, left, tag, 1, &dummy));
+            *cancel = emit_some(emit, ud, DRV_EV_THINKING, cur, n);
+            used += n;
+            break;
+        }
+        if (st->enabled && !st->saw_answer) {
+            /* a thinking model opens with <think>, maybe after whitespace */
+            size_t ws = 0;
+            while (ws < left && (cur[ws] == '\n' || cur[ws] == ' '))
+                ws++;
+            size_t rest = left - ws, cmp = rest < open_n ? rest : open_n;
+            if (memcmp(cur + ws, open_tag, cmp) == 0) {
+                if (cmp < open_n && !final)
+                    break; /* wait for the rest of the tag */
+                if (cmp == open_n) {
+                    used += ws + open_n;
+                    st->in_think = true;
+                    continue;
+                }
+            }
+            st->saw_answer = true;
+        }
+        size_t n = drv_stop_scan(cur, left, stops, n_stops, stopped);
+        if (!*stopped && !final)
+            n = drv_utf8_complete_len(cur, n);
+        *cancel = emit_some(emit, ud, DRV_EV_TOKEN, cur, n);
+        used += *stopped ? left : n;
+        break;
+    }
+    return used;
+}

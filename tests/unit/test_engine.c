@@ -400,6 +400,84 @@ static void schema_constrains_generation(void **state)
     drv_engine_free(e);
 }
 
+/* collects text events of drv_text_flush */
+struct split {
+    char think[256], answer[256];
+    int cancel_at; /* answer events before cancel (0 = never) */
+    int n_answer;
+};
+
+static int split_emit(void *ud, enum drv_ev_kind kind, const char *p, size_t n)
+{
+    struct split *sp = ud;
+    char *dst = kind == DRV_EV_THINKING ? sp->think : sp->answer;
+    strncat(dst, p, n);
+    if (kind == DRV_EV_TOKEN && ++sp->n_answer == sp->cancel_at)
+        return 1;
+    return 0;
+}
+
+/* Feeds chunks one by one as the engine does, keeping what was not consumed. */
+static bool feed(struct drv_think_state *st, const char *const *chunks, int n,
+                 const char *const *stops, size_t n_stops, struct split *sp)
+{
+    char pending[512] = "";
+    bool stopped = false;
+    int cancel = 0;
+    for (int i = 0; i <= n && !stopped; i++) {
+        bool final = i == n;
+        if (!final)
+            strcat(pending, chunks[i]);
+        size_t used = drv_text_flush(st, pending, strlen(pending), final, stops, n_stops, &stopped,
+                                     split_emit, sp, &cancel);
+        memmove(pending, pending + used, strlen(pending) - used + 1);
+    }
+    return stopped;
+}
+
+static void thinking_is_split_from_the_answer(void **state)
+{
+    (void)state;
+    /* tags cut across tokens, whitespace before <think>, blank lines after </think> */
+    const char *chunks[] = {"\n<th", "ink>Let me ", "think.</th", "ink>\n\n", "The ans", "wer."};
+    struct drv_think_state st = {.enabled = true};
+    struct split sp = {0};
+    assert_false(feed(&st, chunks, 6, NULL, 0, &sp));
+    assert_string_equal(sp.think, "Let me think.");
+    assert_string_equal(sp.answer, "The answer.");
+
+    /* a model that does not think (or think:false): tags are plain text */
+    struct drv_think_state off = {.enabled = false};
+    struct split sp2 = {0};
+    feed(&off, chunks, 6, NULL, 0, &sp2);
+    assert_string_equal(sp2.think, "");
+    assert_string_equal(sp2.answer, "\n<think>Let me think.</think>\n\nThe answer.");
+
+    /* <think> later in the answer is answer text */
+    const char *late[] = {"Hi <think>x</think>"};
+    struct drv_think_state st3 = {.enabled = true};
+    struct split sp3 = {0};
+    feed(&st3, late, 1, NULL, 0, &sp3);
+    assert_string_equal(sp3.answer, "Hi <think>x</think>");
+
+    /* stop strings apply to the answer, not to the reasoning */
+    const char *stop_chunks[] = {"<think>a STOP b</think>", "c ST", "OP d"};
+    const char *stops[] = {"STOP"};
+    struct drv_think_state st4 = {.enabled = true};
+    struct split sp4 = {0};
+    assert_true(feed(&st4, stop_chunks, 3, stops, 1, &sp4));
+    assert_string_equal(sp4.think, "a STOP b");
+    assert_string_equal(sp4.answer, "c ");
+
+    /* unterminated reasoning is flushed as reasoning at the end */
+    const char *open_only[] = {"<think>still going"};
+    struct drv_think_state st5 = {.enabled = true};
+    struct split sp5 = {0};
+    feed(&st5, open_only, 1, NULL, 0, &sp5);
+    assert_string_equal(sp5.think, "still going");
+    assert_string_equal(sp5.answer, "");
+}
+
 static void text_helpers(void **state)
 {
     (void)state;
@@ -425,6 +503,7 @@ int main(void)
     drv_log_set_level(DRV_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_helpers),
+        cmocka_unit_test(thinking_is_split_from_the_answer),
         cmocka_unit_test(schema_compiles_and_refuses),
         cmocka_unit_test(schema_constrains_generation),
         cmocka_unit_test(generates_the_known_story),
