@@ -49,6 +49,9 @@ struct drv_slot {
     struct drv_job *job;
     llama_token *prompt;
     int n_prompt, n_fed;
+    int n_cached;      /* prompt tokens reused from the previous request's KV */
+    llama_token *hist; /* tokens in this sequence's KV cache, in order */
+    int n_hist, cap_hist;
     int n_past;
     int n_gen;
     llama_token last;

@@ -127,6 +127,7 @@ static void unload_model(struct drv_emodel *m)
         if (m->slots[i].smpl)
             llama_sampler_free(m->slots[i].smpl);
         free(m->slots[i].prompt);
+        free(m->slots[i].hist);
         drv_buf_release(&m->slots[i].pending);
     }
     free(m->slots);
@@ -271,7 +272,33 @@ static struct llama_sampler *build_sampler(const struct drv_emodel *m, const str
     return c;
 }
 
-/* Takes j into slot s. On failure the job has been failed and freed. */
+static int common_prefix(const struct drv_slot *s, const llama_token *toks, int n)
+{
+    int k = 0;
+    while (k < n && k < s->n_hist && s->hist[k] == toks[k])
+        k++;
+    return k;
+}
+
+/* Records that tok was decoded into the slot's sequence. */
+static void hist_push(struct drv_slot *s, llama_token tok)
+{
+    if (s->n_hist == s->cap_hist) {
+        int cap = s->cap_hist ? s->cap_hist * 2 : 256;
+        llama_token *h = realloc(s->hist, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            s->n_hist = -1; /* unknown: never reused */
+            return;
+        }
+        s->hist = h;
+        s->cap_hist = cap;
+    }
+    if (s->n_hist >= 0)
+        s->hist[s->n_hist++] = tok;
+}
+
+/* Takes j into slot s (or into an idle slot whose cache fits the prompt better).
+ * On failure the job has been failed and freed. */
 static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *j)
 {
     struct drv_buf text;
@@ -312,6 +339,33 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
                      m->name, m->n_ctx_slot);
         return DRV_EINVAL;
     }
+    /* reuse the KV cache of the idle slot whose last request shares the longest
+     * prefix with this prompt (a chat's earlier turns, a shared system prompt) */
+    struct drv_slot *best = s;
+    int best_n = common_prefix(s, s->prompt, got);
+    for (int i = 0; i < m->n_slots; i++) {
+        struct drv_slot *o = &m->slots[i];
+        if (o == s || o->job || o->state != DRV_SLOT_IDLE)
+            continue;
+        int k = common_prefix(o, s->prompt, got);
+        if (k > best_n) {
+            best = o;
+            best_n = k;
+        }
+    }
+    if (best != s) {
+        best->prompt = s->prompt;
+        s->prompt = NULL;
+        s = best;
+    }
+    if (best_n >= got)
+        best_n = got - 1; /* the last prompt token is decoded again for its logits */
+    llama_memory_t mem = llama_get_memory(m->ctx);
+    if (best_n <= 0 || !llama_memory_seq_rm(mem, s->seq, best_n, -1)) {
+        llama_memory_seq_rm(mem, s->seq, -1, -1);
+        best_n = 0;
+    }
+    s->n_hist = best_n;
     s->smpl = build_sampler(m, j);
     if (s->smpl == NULL) {
         free(s->prompt);
@@ -320,8 +374,9 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
         return DRV_ENOMEM;
     }
     s->n_prompt = got;
-    s->n_fed = 0;
-    s->n_past = 0;
+    s->n_cached = best_n;
+    s->n_fed = best_n;
+    s->n_past = best_n;
     s->n_gen = 0;
     s->logits_idx = -1;
     s->job = j;
@@ -330,7 +385,6 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
     drv_buf_reset(&s->pending);
     s->t_start = drv_now_ns();
     s->t_prompt_done = s->t_last = 0;
-    llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
     return 0;
 }
 
@@ -375,13 +429,13 @@ static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *re
     uint64_t pdone = s->t_prompt_done ? s->t_prompt_done : now;
     ev.stats.prompt_ns = pdone - s->t_start;
     ev.stats.eval_ns = s->t_last > pdone ? s->t_last - pdone : 0;
-    ev.stats.prompt_tokens = s->n_fed;
+    ev.stats.prompt_tokens = s->n_fed - s->n_cached;
     ev.stats.eval_tokens = s->n_gen;
     ev.stats.done_reason = reason;
-    atomic_fetch_add(&m->engine->prompt_tokens_total, (uint64_t)s->n_fed);
+    atomic_fetch_add(&m->engine->prompt_tokens_total, (uint64_t)(s->n_fed - s->n_cached));
     atomic_fetch_add(&m->engine->generated_tokens_total, (uint64_t)s->n_gen);
 
-    llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+    /* the sequence's KV cache stays: the next request may share its prefix */
     llama_sampler_free(s->smpl);
     s->smpl = NULL;
     free(s->prompt);
@@ -491,6 +545,7 @@ static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
             continue;
         struct drv_job *j = s->job;
         llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+        s->n_hist = 0;
         llama_sampler_free(s->smpl);
         s->smpl = NULL;
         free(s->prompt);
@@ -518,6 +573,7 @@ static void step(struct drv_emodel *m, struct llama_batch *batch)
         int k = batch->n_tokens++;
         batch->token[k] = s->last;
         batch->pos[k] = s->n_past++;
+        hist_push(s, s->last);
         batch->n_seq_id[k] = 1;
         batch->seq_id[k][0] = s->seq;
         batch->logits[k] = 1;
@@ -533,7 +589,8 @@ static void step(struct drv_emodel *m, struct llama_batch *batch)
             chunk = (int)budget;
         for (int t = 0; t < chunk; t++) {
             int k = batch->n_tokens++;
-            batch->token[k] = s->prompt[s->n_fed++];
+            batch->token[k] = s->prompt[s->n_fed];
+            hist_push(s, s->prompt[s->n_fed++]);
             batch->pos[k] = s->n_past++;
             batch->n_seq_id[k] = 1;
             batch->seq_id[k][0] = s->seq;

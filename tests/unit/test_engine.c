@@ -135,6 +135,47 @@ static void generates_the_known_story(void **state)
     drv_engine_free(e);
 }
 
+static void run_one(struct drv_backend *b, const char *prompt, int n, struct result *r)
+{
+    struct drv_gen_request req;
+    greedy_request(&req, prompt, n);
+    result_init(r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(b->ops->generate(b, &req, sink, r, &err), 0);
+    wait_done(r);
+}
+
+/* A prompt that shares a prefix with the previous request on a slot reuses its
+ * KV cache: fewer prompt tokens evaluated, the same text as without a cache. */
+static void prompt_prefix_is_reused(void **state)
+{
+    (void)state;
+    const char *p1 = "Once upon a time";
+    const char *p2 = "Once upon a time, there was a little girl named Lily. She loved to";
+    struct result fresh2;
+    struct drv_engine *e0 = engine_with_stories(1, 8);
+    run_one(drv_engine_backend(e0), p2, 12, &fresh2); /* p2 on an empty cache */
+    drv_engine_free(e0);
+
+    struct drv_engine *e = engine_with_stories(2, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct result a, again, b2;
+    run_one(b, p1, 16, &a);
+    run_one(b, p1, 16, &again);
+    assert_string_equal(a.text.data, again.text.data);
+    assert_int_equal(again.stats.prompt_tokens, 1); /* only the last token again */
+    run_one(b, p2, 12, &b2);
+    assert_string_equal(b2.text.data, fresh2.text.data);
+    assert_true(b2.stats.prompt_tokens < fresh2.stats.prompt_tokens);
+    assert_true(b2.stats.prompt_tokens > 0);
+    result_release(&fresh2);
+    result_release(&a);
+    result_release(&again);
+    result_release(&b2);
+    drv_engine_free(e);
+}
+
 static void stop_string_is_cut_and_never_emitted(void **state)
 {
     (void)state;
@@ -507,6 +548,7 @@ int main(void)
         cmocka_unit_test(schema_compiles_and_refuses),
         cmocka_unit_test(schema_constrains_generation),
         cmocka_unit_test(generates_the_known_story),
+        cmocka_unit_test(prompt_prefix_is_reused),
         cmocka_unit_test(stop_string_is_cut_and_never_emitted),
         cmocka_unit_test(unknown_model_is_refused_at_once),
         cmocka_unit_test(batched_requests_match_single_ones),
