@@ -44,9 +44,13 @@ const struct drv_cmd drv_commands[] = {
      "  --max-queue N        requests waiting per model before 503 (default 64)\n"
      "  --keep-alive D       how long an idle model stays loaded (default 5m; -1 = forever)\n"
      "  --no-ollama-store    do not serve the models of a local Ollama store\n"
+     "  --config FILE        settings file (default $XDG_CONFIG_HOME/drover/drover.conf)\n"
      "  --log-level L        debug|info|warn|error (default info)\n"
      "  -h, --help           show this help\n\n"
-     "Stops on SIGINT or SIGTERM."},
+     "The config file's [serve] section takes the same settings as the options\n"
+     "(port = 11435, model = /path/x.gguf, max_loaded = 2, ollama_store = no, ...);\n"
+     "the command line wins. [alias NAME] with model = MODEL gives a model another\n"
+     "name. Stops on SIGINT or SIGTERM."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "base/config.h"
 #include "cmd/cmd.h"
 #include "engine/engine.h"
 #include "http/http.h"
@@ -57,129 +58,183 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Settings of `drover serve`, from drover.conf's [serve] section and then the
+ * command line (which wins). */
+struct serve_opts {
+    struct drv_engine_params ep;
+    struct drv_http_params hp;
+    const char *models[64];
+    int n_models;
+    const char *dirs[16];
+    int n_dirs;
+    bool ollama_store;
+    enum drv_log_level lvl;
+    const char *config;
+};
+
+/* Applies one setting; name is the long option / config key ("max-loaded" or
+ * "max_loaded"). Returns NULL or a message for bad usage (static storage). */
+static const char *serve_set(struct serve_opts *o, const char *name, const char *val)
+{
+    static char msg[256];
+    char key[32];
+    drv_strlcpy(key, name, sizeof(key));
+    for (char *p = key; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    long v;
+    struct {
+        const char *key;
+        long lo, hi;
+    } ints[] = {{"port", 0, 65535},   {"parallel", 1, 256},  {"ctx", 0, 1 << 24},
+                {"threads", 0, 1024}, {"max-loaded", 1, 64}, {"max-queue", 0, 100000}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (strcmp(key, ints[i].key) != 0)
+            continue;
+        if (!parse_int(val, ints[i].lo, ints[i].hi, &v)) {
+            snprintf(msg, sizeof(msg), "%s wants %ld..%ld, not '%s'", key, ints[i].lo, ints[i].hi,
+                     val);
+            return msg;
+        }
+        if (i == 0)
+            o->hp.port = (uint16_t)v;
+        else if (i == 1)
+            o->ep.n_parallel = (int)v;
+        else if (i == 2)
+            o->ep.n_ctx = (uint32_t)v;
+        else if (i == 3)
+            o->ep.n_threads = (int)v;
+        else if (i == 4)
+            o->ep.max_loaded = (int)v;
+        else
+            o->ep.max_queue = (int)v;
+        return NULL;
+    }
+    if (strcmp(key, "host") == 0) {
+        o->hp.host = val;
+    } else if (strcmp(key, "model") == 0) {
+        if (o->n_models == 64)
+            return "at most 64 models";
+        o->models[o->n_models++] = val;
+    } else if (strcmp(key, "models") == 0) {
+        if (o->n_dirs == 16)
+            return "at most 16 model folders";
+        o->dirs[o->n_dirs++] = val;
+    } else if (strcmp(key, "keep-alive") == 0) {
+        struct drv_err kerr;
+        drv_err_init(&kerr);
+        int64_t ms;
+        if (drv_api_parse_keep_alive(val, &ms, &kerr) != 0) {
+            return snprintf(msg, sizeof(msg), "keep-alive: %s", kerr.msg) < 0 ? "bad keep-alive"
+                                                                              : msg;
+        }
+        o->ep.keep_alive_ms = ms;
+    } else if (strcmp(key, "log-level") == 0) {
+        if (!drv_log_parse_level(val, &o->lvl))
+            return "log-level wants debug|info|warn|error";
+    } else if (strcmp(key, "ollama-store") == 0) {
+        o->ollama_store =
+            strcmp(val, "no") != 0 && strcmp(val, "false") != 0 && strcmp(val, "0") != 0;
+    } else {
+        snprintf(msg, sizeof(msg), "unknown setting '%s'", name);
+        return msg;
+    }
+    return NULL;
+}
+
 int drv_cmd_serve(int argc, char **argv)
 {
     const struct drv_cmd *self = drv_cmd_find("serve");
-    enum {
-        O_HOST = 256,
-        O_PORT,
-        O_PARALLEL,
-        O_CTX,
-        O_THREADS,
-        O_MAXLOADED,
-        O_MAXQUEUE,
-        O_KEEPALIVE,
-        O_LOG,
-        O_MODELS,
-        O_NO_OLLAMA
-    };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
-        {"models", required_argument, NULL, O_MODELS},
-        {"host", required_argument, NULL, O_HOST},
-        {"port", required_argument, NULL, O_PORT},
-        {"parallel", required_argument, NULL, O_PARALLEL},
-        {"ctx", required_argument, NULL, O_CTX},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"max-loaded", required_argument, NULL, O_MAXLOADED},
-        {"max-queue", required_argument, NULL, O_MAXQUEUE},
-        {"keep-alive", required_argument, NULL, O_KEEPALIVE},
-        {"log-level", required_argument, NULL, O_LOG},
-        {"no-ollama-store", no_argument, NULL, O_NO_OLLAMA},
+        {"models", required_argument, NULL, 0},
+        {"host", required_argument, NULL, 0},
+        {"port", required_argument, NULL, 0},
+        {"parallel", required_argument, NULL, 0},
+        {"ctx", required_argument, NULL, 0},
+        {"threads", required_argument, NULL, 0},
+        {"max-loaded", required_argument, NULL, 0},
+        {"max-queue", required_argument, NULL, 0},
+        {"keep-alive", required_argument, NULL, 0},
+        {"log-level", required_argument, NULL, 0},
+        {"no-ollama-store", no_argument, NULL, 'O'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct drv_engine_params ep = drv_engine_default_params();
-    struct drv_http_params hp = drv_http_default_params();
-    hp.host = "127.0.0.1";
-    hp.port = 11435;
-    const char *models[64];
-    int n_models = 0;
-    const char *dirs[16];
-    int n_dirs = 0;
-    bool ollama_store = true;
-    enum drv_log_level lvl = DRV_LOG_INFO;
-    long v;
-    int c;
+    struct serve_opts o = {.ep = drv_engine_default_params(),
+                           .hp = drv_http_default_params(),
+                           .ollama_store = true,
+                           .lvl = DRV_LOG_INFO};
+    o.hp.host = "127.0.0.1";
+    o.hp.port = 11435;
+
+    /* first pass: --help and --config, so the file's settings come first */
+    int c, idx;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+m:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            if (n_models == 64)
-                return drv_cmd_bad_usage(self, "at most 64 --model options");
-            models[n_models++] = optarg;
-            break;
-        case O_MODELS:
-            if (n_dirs == 16)
-                return drv_cmd_bad_usage(self, "at most 16 --models options");
-            dirs[n_dirs++] = optarg;
-            break;
-        case O_HOST:
-            hp.host = optarg;
-            break;
-        case O_PORT:
-            if (!parse_int(optarg, 0, 65535, &v))
-                return drv_cmd_bad_usage(self, "--port wants 0..65535, not '%s'", optarg);
-            hp.port = (uint16_t)v;
-            break;
-        case O_PARALLEL:
-            if (!parse_int(optarg, 1, 256, &v))
-                return drv_cmd_bad_usage(self, "--parallel wants 1..256, not '%s'", optarg);
-            ep.n_parallel = (int)v;
-            break;
-        case O_CTX:
-            if (!parse_int(optarg, 0, 1 << 24, &v))
-                return drv_cmd_bad_usage(self, "--ctx wants a token count, not '%s'", optarg);
-            ep.n_ctx = (uint32_t)v;
-            break;
-        case O_THREADS:
-            if (!parse_int(optarg, 0, 1024, &v))
-                return drv_cmd_bad_usage(self, "--threads wants 0..1024, not '%s'", optarg);
-            ep.n_threads = (int)v;
-            break;
-        case O_MAXLOADED:
-            if (!parse_int(optarg, 1, 64, &v))
-                return drv_cmd_bad_usage(self, "--max-loaded wants 1..64, not '%s'", optarg);
-            ep.max_loaded = (int)v;
-            break;
-        case O_MAXQUEUE:
-            if (!parse_int(optarg, 0, 100000, &v))
-                return drv_cmd_bad_usage(self, "--max-queue wants 0..100000, not '%s'", optarg);
-            ep.max_queue = (int)v;
-            break;
-        case O_KEEPALIVE: {
-            struct drv_err kerr;
-            drv_err_init(&kerr);
-            int64_t ms;
-            if (drv_api_parse_keep_alive(optarg, &ms, &kerr) != 0)
-                return drv_cmd_bad_usage(self, "--keep-alive: %s", kerr.msg);
-            ep.keep_alive_ms = ms;
-            break;
-        }
-        case O_LOG:
-            if (!drv_log_parse_level(optarg, &lvl))
-                return drv_cmd_bad_usage(self, "--log-level wants debug|info|warn|error");
-            break;
-        case O_NO_OLLAMA:
-            ollama_store = false;
-            break;
-        case 'h':
+    while ((c = getopt_long(argc, argv, "+m:h", opts, &idx)) != -1) {
+        if (c == 'h') {
             drv_cmd_usage(self, stdout);
             return 0;
-        default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
         }
+        if (c == 'c')
+            o.config = optarg;
+        if (c == '?')
+            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
     }
     if (optind != argc)
         return drv_cmd_bad_usage(self, "unexpected argument '%s'", argv[optind]);
-    drv_log_set_level(lvl);
-
+    char cpath[512];
+    const char *path = o.config ? o.config : drv_config_default_path(cpath, sizeof(cpath));
+    struct drv_config *cfg = NULL;
     struct drv_err err;
     drv_err_init(&err);
+    int rc = drv_config_load(path, &cfg, &err);
+    if (rc && (o.config || rc != DRV_ENOENT)) {
+        fprintf(stderr, "drover serve: %s\n", err.msg);
+        return 1;
+    }
+    for (size_t i = 0; cfg && i < cfg->n; i++) {
+        const struct drv_config_entry *e = &cfg->entries[i];
+        if (strcmp(e->section, "serve") != 0)
+            continue;
+        const char *bad = serve_set(&o, e->key, e->value);
+        if (bad) {
+            fprintf(stderr, "drover serve: %s: [serve] %s\n", path, bad);
+            drv_config_free(cfg);
+            return 1;
+        }
+    }
+    /* second pass: the command line wins */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+m:h", opts, &idx)) != -1) {
+        const char *bad = NULL;
+        if (c == 'm')
+            bad = serve_set(&o, "model", optarg);
+        else if (c == 'O')
+            o.ollama_store = false;
+        else if (c == 0)
+            bad = serve_set(&o, opts[idx].name, optarg);
+        if (bad) {
+            drv_config_free(cfg);
+            return drv_cmd_bad_usage(self, "--%s", bad);
+        }
+    }
+    enum drv_log_level lvl = o.lvl;
+    struct drv_engine_params ep = o.ep;
+    struct drv_http_params hp = o.hp;
+    const char **models = o.models;
+    int n_models = o.n_models;
+    const char **dirs = o.dirs;
+    int n_dirs = o.n_dirs;
+    bool ollama_store = o.ollama_store;
+    drv_log_set_level(lvl);
+
     struct drv_engine *e = drv_engine_new(&ep, &err);
     if (e == NULL) {
         fprintf(stderr, "drover serve: %s\n", err.msg);
+        drv_config_free(cfg);
         return 1;
     }
     int status = 1;
@@ -201,29 +256,40 @@ int drv_cmd_serve(int argc, char **argv)
         }
     }
     /* models already on this machine: drover's own folder and an Ollama store */
-    char path[PATH_MAX];
+    char dpath[PATH_MAX];
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     if (xdg && xdg[0])
-        snprintf(path, sizeof(path), "%s/drover/models", xdg);
+        snprintf(dpath, sizeof(dpath), "%s/drover/models", xdg);
     else
-        snprintf(path, sizeof(path), "%s/.local/share/drover/models", home ? home : "");
-    if (is_dir(path)) {
+        snprintf(dpath, sizeof(dpath), "%s/.local/share/drover/models", home ? home : "");
+    if (is_dir(dpath)) {
         struct drv_err e2;
         drv_err_init(&e2);
-        drv_engine_add_dir(e, path, &e2);
+        drv_engine_add_dir(e, dpath, &e2);
     }
     if (ollama_store) {
         const char *om = getenv("OLLAMA_MODELS");
         if (om && om[0])
-            drv_strlcpy(path, om, sizeof(path));
+            drv_strlcpy(dpath, om, sizeof(dpath));
         else
-            snprintf(path, sizeof(path), "%s/.ollama/models", home ? home : "");
-        if (is_dir(path)) {
+            snprintf(dpath, sizeof(dpath), "%s/.ollama/models", home ? home : "");
+        if (is_dir(dpath)) {
             struct drv_err e2;
             drv_err_init(&e2);
-            int n = drv_engine_add_ollama_store(e, path, &e2);
+            int n = drv_engine_add_ollama_store(e, dpath, &e2);
             if (n > 0)
-                drv_log(DRV_LOG_INFO, "serving %d models from the Ollama store %s", n, path);
+                drv_log(DRV_LOG_INFO, "serving %d models from the Ollama store %s", n, dpath);
+        }
+    }
+
+    /* [alias NAME] model = TARGET: another name for a registered model */
+    for (size_t i = 0; cfg && i < cfg->n; i++) {
+        const struct drv_config_entry *ce = &cfg->entries[i];
+        if (strcmp(ce->section, "alias") != 0 || strcmp(ce->key, "model") != 0)
+            continue;
+        if (drv_engine_add_alias(e, ce->name, ce->value, &err) != 0) {
+            fprintf(stderr, "drover serve: %s: %s\n", path, err.msg);
+            goto out;
         }
     }
 
@@ -255,5 +321,6 @@ int drv_cmd_serve(int argc, char **argv)
     status = 0;
 out:
     drv_engine_free(e);
+    drv_config_free(cfg);
     return status;
 }

@@ -158,7 +158,38 @@ static struct drv_emodel *find_model(struct drv_engine *e, const char *name)
     for (int i = 0; i < e->n_models; i++)
         if (strcmp(e->models[i]->name, want) == 0)
             return e->models[i];
+    for (int i = 0; i < e->n_aliases; i++)
+        if (strcmp(e->aliases[i].name, want) == 0)
+            return e->aliases[i].target;
     return NULL;
+}
+
+int drv_engine_add_alias(struct drv_engine *e, const char *alias, const char *target,
+                         struct drv_err *err)
+{
+    char canon[160];
+    canonical_name(alias, canon, sizeof(canon));
+    if (strlen(canon) >= sizeof(e->aliases[0].name))
+        return drv_err_set(err, DRV_EINVAL, "alias '%s' is too long", alias);
+    pthread_mutex_lock(&e->mu);
+    int rc = 0;
+    struct drv_emodel *m = find_model(e, target);
+    if (m == NULL) {
+        rc = drv_err_set(err, DRV_ENOENT, "alias %s: no model named '%s'", alias, target);
+    } else if (find_model(e, canon)) {
+        rc = drv_err_set(err, DRV_EINVAL, "alias %s: the name is taken", alias);
+    } else {
+        struct drv_alias *a = realloc(e->aliases, (size_t)(e->n_aliases + 1) * sizeof(*a));
+        if (a == NULL) {
+            rc = drv_err_set(err, DRV_ENOMEM, "out of memory");
+        } else {
+            e->aliases = a;
+            drv_strlcpy(a[e->n_aliases].name, canon, sizeof(a[0].name));
+            a[e->n_aliases++].target = m;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
 }
 
 int drv_engine_add_model(struct drv_engine *e, const char *name, const char *path,
@@ -541,6 +572,14 @@ static int engine_list(struct drv_backend *b, struct drv_model_desc *out, int ca
             fill_desc(m, &out[n]);
         n++;
     }
+    for (int i = 0; !running && i < e->n_aliases; i++) {
+        if (n < cap) {
+            fill_desc(e->aliases[i].target, &out[n]);
+            drv_strlcpy(out[n].name, e->aliases[i].name, sizeof(out[n].name));
+            drv_strlcpy(out[n].model, e->aliases[i].name, sizeof(out[n].model));
+        }
+        n++;
+    }
     pthread_mutex_unlock(&e->mu);
     return n;
 }
@@ -610,6 +649,7 @@ void drv_engine_free(struct drv_engine *e)
         free(m);
     }
     free(e->models);
+    free(e->aliases);
     pthread_cond_destroy(&e->idle_cond);
     pthread_mutex_destroy(&e->mu);
     free(e);

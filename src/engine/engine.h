@@ -46,6 +46,11 @@ int drv_engine_add_dir(struct drv_engine *e, const char *dir, struct drv_err *er
  * $OLLAMA_MODELS) under their Ollama names, read-only. Returns the count added. */
 int drv_engine_add_ollama_store(struct drv_engine *e, const char *dir, struct drv_err *err);
 
+/* Makes alias (":latest" implied) another name of the registered model target.
+ * DRV_ENOENT when target is not registered, DRV_EINVAL when alias is taken. */
+int drv_engine_add_alias(struct drv_engine *e, const char *alias, const char *target,
+                         struct drv_err *err);
+
 /* The engine as a backend; valid until drv_engine_free. */
 struct drv_backend *drv_engine_backend(struct drv_engine *e);
 

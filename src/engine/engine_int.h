@@ -103,6 +103,11 @@ struct drv_engine {
     pthread_cond_t idle_cond; /* a model finished unloading */
     struct drv_emodel **models;
     int n_models, cap_models;
+    struct drv_alias {
+        char name[128];
+        struct drv_emodel *target;
+    } * aliases;
+    int n_aliases;
     struct drv_backend backend;
     bool closing;
     atomic_uint_fast64_t requests_total, prompt_tokens_total, generated_tokens_total;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/config.h"
 
 static void buf_appends_and_terminates(void **state)
 {
@@ -99,6 +100,41 @@ static void strlcpy_truncates(void **state)
     assert_false(drv_str_has_suffix("gguf", ".gguf"));
 }
 
+static void config_sections_names_and_repeats(void **state)
+{
+    (void)state;
+    struct drv_config *c;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_config_parse("; comment\n[serve]\nport = 11435\nmodel = a.gguf\n"
+                                      "model = b.gguf\n[Node  gpu-laptop ]\nurl = http://x\n"
+                                      "[alias qwen2.5:3b]\nmodel = q\n",
+                                      &c, &err),
+                     0);
+    assert_int_equal(c->n, 5);
+    assert_string_equal(drv_config_get(c, "serve", "", "port"), "11435");
+    assert_string_equal(drv_config_get(c, "serve", "", "model"), "b.gguf"); /* the last */
+    assert_string_equal(c->entries[1].value, "a.gguf");                     /* both kept */
+    assert_string_equal(drv_config_get(c, "node", "gpu-laptop", "url"), "http://x");
+    assert_string_equal(drv_config_get(c, "alias", "qwen2.5:3b", "model"), "q");
+    assert_null(drv_config_get(c, "serve", "", "nope"));
+    drv_config_free(c);
+}
+
+static void config_errors(void **state)
+{
+    (void)state;
+    struct drv_config *c;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_config_parse("[serve]\nport = 1\n[broken\n", &c, &err), DRV_EINVAL);
+    assert_null(c);
+    assert_string_equal(err.msg, "syntax error on line 3");
+    drv_err_init(&err);
+    assert_int_equal(drv_config_load("/nonexistent/drover.conf", &c, &err), DRV_ENOENT);
+    assert_non_null(strstr(err.msg, "/nonexistent/drover.conf"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +145,8 @@ int main(void)
         cmocka_unit_test(formats_bytes_and_counts),
         cmocka_unit_test(parses_log_levels),
         cmocka_unit_test(strlcpy_truncates),
+        cmocka_unit_test(config_sections_names_and_repeats),
+        cmocka_unit_test(config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

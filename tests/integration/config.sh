@@ -1,0 +1,48 @@
+# drover serve reads drover.conf: [serve] settings, [alias] names, clear errors.
+. "$(dirname "$0")/lib.sh"
+M=$DROVER_TEST_MODELS/stories260K.gguf
+mkdir -p "$T_TMP/xdg/drover"
+cat > "$T_TMP/xdg/drover/drover.conf" <<CONF
+# the default location: \$XDG_CONFIG_HOME/drover/drover.conf
+[serve]
+port = 0
+parallel = 3
+model = $M
+log_level = info
+ollama_store = no
+[alias story]
+model = stories260K
+CONF
+XDG_CONFIG_HOME=$T_TMP/xdg "$DROVER" serve --parallel 2 2>"$T_TMP/serve.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T_TMP"' EXIT
+for i in $(seq 100); do
+  PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/serve.log")
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+[ -n "$PORT" ] && pass || { cat "$T_TMP/serve.log"; fail "serve with a config did not start"; finish; exit 1; }
+U=http://127.0.0.1:$PORT
+tags=$(curl -s "$U/api/tags")
+printf '%s' "$tags" | grep -q '"name":"story:latest"' && pass || fail "alias listed: $tags"
+out=$(curl -s "$U/api/generate" -d '{"model":"story","prompt":"Once upon a time","stream":false,"options":{"temperature":0,"num_predict":6}}')
+printf '%s' "$out" | grep -q '"response":", there was a little' && pass || fail "alias generates: $out"
+printf '%s' "$out" | grep -q '"model":"story"' && pass || fail "the client's name is echoed: $out"
+grep -q "2 slots" "$T_TMP/serve.log" && pass || fail "the command line (--parallel 2) wins over the file (3): $(cat "$T_TMP/serve.log")"
+kill $PID; wait $PID
+
+printf '[serve]\nportt = 1\n' > "$T_TMP/bad.conf"
+run_drover serve --config "$T_TMP/bad.conf"
+expect_rc 1 "unknown setting"
+expect_err "bad.conf: \[serve\] unknown setting 'portt'" "unknown setting is named"
+printf '[serve]\nport = 1\n[broken\n' > "$T_TMP/syntax.conf"
+run_drover serve --config "$T_TMP/syntax.conf"
+expect_rc 1 "syntax error"
+expect_err "syntax.conf: syntax error on line 3" "syntax error line"
+printf '[alias x]\nmodel = no-such-model\n' > "$T_TMP/alias.conf"
+run_drover serve --config "$T_TMP/alias.conf" --model "$M" --port 0 --no-ollama-store
+expect_rc 1 "alias to an unknown model"
+expect_err "no model named 'no-such-model'" "alias error says why"
+run_drover serve --config "$T_TMP/missing.conf"
+expect_rc 1 "a named config that is missing"
+finish
