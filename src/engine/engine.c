@@ -14,7 +14,7 @@
 struct drv_engine_params drv_engine_default_params(void)
 {
     struct drv_engine_params p = {
-        .n_parallel = 4,
+        .n_parallel = 0,
         .n_ctx = 0,
         .n_threads = 0,
         .n_threads_batch = 0,
@@ -419,6 +419,15 @@ static void evict_for(struct drv_engine *e, struct drv_emodel *want)
     }
 }
 
+/* With e->mu held: slots of m not running a request (before m is loaded: the
+ * configured count, or 1 when it is chosen at load time). */
+static int free_slots(const struct drv_engine *e, const struct drv_emodel *m)
+{
+    /* n_slots is written by the loading thread before it sets READY under e->mu */
+    int slots = m->state == DRV_MODEL_READY ? m->n_slots : e->p.n_parallel ? e->p.n_parallel : 1;
+    return slots > m->n_active ? slots - m->n_active : 0;
+}
+
 /* Queues j for the named model (starting its thread when it is not loaded).
  * Takes ownership of j. */
 static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, struct drv_err *err)
@@ -431,9 +440,7 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
         rc = drv_err_set(err, DRV_ETOOBIG, "server is shutting down");
     } else if (m == NULL) {
         rc = drv_err_set(err, DRV_ENOENT, "model \"%s\" not found", model);
-    } else if (m->n_queued >=
-               e->p.max_queue +
-                   (e->p.n_parallel > m->n_active ? e->p.n_parallel - m->n_active : 0)) {
+    } else if (m->n_queued >= e->p.max_queue + free_slots(e, m)) {
         /* the bound is on requests waiting beyond the free slots: jobs the
          * scheduler has not picked up yet do not count against it */
         rc = drv_err_set(err, DRV_ETOOBIG, "model \"%s\" is busy: %d requests queued", m->name,
@@ -610,8 +617,8 @@ struct drv_engine *drv_engine_new(const struct drv_engine_params *params, struct
         return NULL;
     }
     e->p = params ? *params : drv_engine_default_params();
-    if (e->p.n_parallel < 1)
-        e->p.n_parallel = 1;
+    if (e->p.n_parallel < 0)
+        e->p.n_parallel = 0;
     if (e->p.n_batch < 32)
         e->p.n_batch = 32;
     if (e->p.max_loaded < 1)

@@ -66,6 +66,43 @@ static bool has_gpu(void)
     return false;
 }
 
+/* Bytes free where the KV cache will live: the first GPU's free memory when
+ * layers are offloaded to one, else the system's available RAM. */
+static uint64_t kv_memory_free(const struct drv_engine_params *p)
+{
+    for (size_t i = 0; p->n_gpu_layers != 0 && i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            size_t free_b, total;
+            ggml_backend_dev_memory(d, &free_b, &total);
+            return free_b;
+        }
+    }
+    FILE *f = fopen("/proc/meminfo", "r");
+    unsigned long long kb = 0;
+    char line[128];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* --parallel 0: as many slots (up to 4) as the memory left after loading the
+ * weights holds KV caches for, keeping 1 GiB for everything else. */
+static int auto_parallel(const struct drv_emodel *m, uint32_t n_ctx)
+{
+    const struct drv_gguf_info *in = &m->info;
+    uint64_t per_slot =
+        (uint64_t)n_ctx * in->n_block * in->n_head_kv * (in->head_dim_k + in->head_dim_v) * 2;
+    uint64_t avail = kv_memory_free(&m->engine->p);
+    uint64_t reserve = 1ull << 30;
+    int n = per_slot && avail > reserve ? (int)((avail - reserve) / per_slot) : 1;
+    return n < 1 ? 1 : n > 4 ? 4 : n;
+}
+
 static int load_model(struct drv_emodel *m, struct drv_err *err)
 {
     const struct drv_engine_params *p = &m->engine->p;
@@ -77,7 +114,7 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     m->vocab = llama_model_get_vocab(m->lm);
     uint32_t train = (uint32_t)llama_model_n_ctx_train(m->lm);
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
-    m->n_slots = p->n_parallel;
+    m->n_slots = p->n_parallel > 0 ? p->n_parallel : auto_parallel(m, n_ctx);
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = n_ctx * (uint32_t)m->n_slots;
     cp.n_seq_max = (uint32_t)m->n_slots;
