@@ -36,11 +36,26 @@ int64_t drv_wall_ms(void)
 
 /* ---- llama.cpp log -> drover log ---- */
 
+/* llama.cpp says why a load failed only in its log: keep the last error line of
+ * each thread so the user gets the reason. */
+static _Thread_local char last_llama_error[256];
+
+const char *drv_engine_last_llama_error(void)
+{
+    return last_llama_error;
+}
+
 static void llama_log_to_drover(enum ggml_log_level level, const char *text, void *ud)
 {
     (void)ud;
     if (level == GGML_LOG_LEVEL_CONT)
         return;
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        drv_strlcpy(last_llama_error, text, sizeof(last_llama_error));
+        size_t n = strlen(last_llama_error);
+        while (n > 0 && (last_llama_error[n - 1] == '\n' || last_llama_error[n - 1] == ' '))
+            last_llama_error[--n] = '\0';
+    }
     enum drv_log_level l = level == GGML_LOG_LEVEL_ERROR  ? DRV_LOG_ERROR
                            : level == GGML_LOG_LEVEL_WARN ? DRV_LOG_WARN
                                                           : DRV_LOG_DEBUG;

@@ -109,8 +109,11 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = p->n_gpu_layers;
     m->lm = llama_model_load_from_file(m->path, mp);
-    if (m->lm == NULL)
-        return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s (see the log)", m->path);
+    if (m->lm == NULL) {
+        const char *why = drv_engine_last_llama_error();
+        return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s: %s", m->path,
+                           why[0] ? why : "no reason given");
+    }
     m->vocab = llama_model_get_vocab(m->lm);
     uint32_t train = (uint32_t)llama_model_n_ctx_train(m->lm);
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);

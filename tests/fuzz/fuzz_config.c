@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drv_err_init(&err);
     if (drv_config_parse(text, &c, &err) == 0) {
         for (size_t i = 0; i < c->n; i++)
-            if (drv_config_get(c, c->entries[i].section, c->entries[i].name,
-                               c->entries[i].key) == NULL)
+            if (drv_config_get(c, c->entries[i].section, c->entries[i].name, c->entries[i].key) ==
+                NULL)
                 __builtin_trap(); /* every entry can be found again */
         drv_config_free(c);
     } else if (err.msg[0] == '\0') {
