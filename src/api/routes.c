@@ -1,14 +1,17 @@
 /* routes: the HTTP face of a backend — Ollama and OpenAI routes on one server.
  *
- * A generation request is decoded on the HTTP thread and handed to the backend,
- * which answers asynchronously on its own thread; each event is encoded and
- * written to the response stream. Events that arrive before the handler has
- * opened the stream are kept in the call's buffer and flushed when it opens. */
+ * A generation or embedding request is decoded on the HTTP thread; the handler
+ * then defers the response (drv_http_stream_defer) and hands the request to the
+ * backend, which answers asynchronously on its own thread. The response's status
+ * is decided there: a failure before the first token (prompt too long, model
+ * failed to load) is a plain HTTP error with its own status, anything else a
+ * 200 whose body is each event, encoded. The deferred stream's cancel flag goes
+ * with the request, so a client that leaves while its request is still queued
+ * cancels it. */
 #include "api/api.h"
 #include "http/http.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,57 +24,22 @@ struct drv_api_server {
     char version[32];
 };
 
-/* One generation request in flight. Freed by whichever side finishes last. */
+/* One generation request in flight. The handler defers the response before it
+ * calls generate(); from then on only the backend's sink touches the call (its
+ * events come in order on one thread), and the terminal event frees it. */
 struct gen_call {
-    pthread_mutex_t mu;
     struct drv_api_enc enc;
-    struct drv_buf pending; /* encoded bytes not yet written */
+    struct drv_buf out; /* one event's encoded bytes (all of them when not streaming) */
     struct drv_http_stream *stream;
-    bool terminal;     /* the backend sent its last event */
-    bool handler_done; /* the handler no longer touches the call */
-    bool stream_dead;  /* a write failed: the client is gone */
-    atomic_bool cancel;
+    bool begun; /* the response was committed (start or respond) */
+    bool dead;  /* the client is gone or encoding failed: stop generating */
 };
 
 static void call_free(struct gen_call *c)
 {
     drv_api_enc_release(&c->enc);
-    drv_buf_release(&c->pending);
-    pthread_mutex_destroy(&c->mu);
+    drv_buf_release(&c->out);
     free(c);
-}
-
-/* With c->mu held: writes what is pending; closes the stream after the terminal
- * event. Returns whether the call can be freed now. */
-static bool call_flush(struct gen_call *c)
-{
-    if (c->stream && c->pending.len) {
-        if (!c->stream_dead && drv_http_stream_write(c->stream, c->pending.data, c->pending.len))
-            c->stream_dead = true;
-        drv_buf_reset(&c->pending);
-    }
-    if (c->stream && c->terminal) {
-        drv_http_stream_close(c->stream);
-        c->stream = NULL;
-    }
-    return c->terminal && c->handler_done;
-}
-
-static int call_sink(void *ud, const struct drv_gen_event *ev)
-{
-    struct gen_call *c = ud;
-    pthread_mutex_lock(&c->mu);
-    if (drv_api_enc_event(&c->enc, ev, &c->pending) != 0)
-        atomic_store(&c->cancel, true); /* too much text or out of memory */
-    if (ev->kind == DRV_EV_DONE || ev->kind == DRV_EV_ERROR)
-        c->terminal = true;
-    bool done = call_flush(c);
-    int stop = c->stream_dead || atomic_load(&c->cancel) ||
-               (c->stream && atomic_load(drv_http_stream_cancel_flag(c->stream)));
-    pthread_mutex_unlock(&c->mu);
-    if (done)
-        call_free(c);
-    return stop;
 }
 
 static unsigned status_of(int rc)
@@ -86,6 +54,71 @@ static unsigned status_of(int rc)
     default:
         return 500;
     }
+}
+
+/* A complete JSON error response on a deferred stream (503 asks to retry). */
+static void stream_respond_error(struct drv_http_stream *stream, enum drv_api_wire wire,
+                                 unsigned status, const char *msg)
+{
+    struct drv_buf b;
+    drv_buf_init(&b, 1 << 16);
+    if (status == 503)
+        drv_http_stream_add_header(stream, "Retry-After", "1");
+    if (drv_api_error_body(wire, (int)status, msg, &b) != 0) {
+        drv_buf_reset(&b);
+        drv_buf_appendf(&b, "{\"error\":\"%s\"}", status >= 500 ? "internal error" : "error");
+    }
+    drv_http_stream_respond(stream, status, "application/json", b.data, b.len);
+    drv_buf_release(&b);
+}
+
+/* The encoder's bytes so far become the whole response, with its status. */
+static void call_respond(struct gen_call *c)
+{
+    int status = drv_api_enc_status(&c->enc);
+    if (c->out.len == 0) { /* the terminal event could not be encoded */
+        stream_respond_error(c->stream, c->enc.wire, 500, "cannot encode the response");
+        return;
+    }
+    if (status == 503)
+        drv_http_stream_add_header(c->stream, "Retry-After", "1");
+    drv_http_stream_respond(c->stream, (unsigned)status, drv_api_enc_content_type(&c->enc),
+                            c->out.data, c->out.len);
+}
+
+static int call_sink(void *ud, const struct drv_gen_event *ev)
+{
+    struct gen_call *c = ud;
+    bool terminal = ev->kind == DRV_EV_DONE || ev->kind == DRV_EV_ERROR;
+    /* the terminal event is always encoded: it ends what was produced so far */
+    if ((!c->dead || terminal) && drv_api_enc_event(&c->enc, ev, &c->out) != 0)
+        c->dead = true; /* too much text or out of memory */
+    if (!c->begun && c->enc.stream && !c->dead) {
+        /* the first event decides: an error before anything was sent is a plain
+         * HTTP error; anything else starts a streaming 200 */
+        c->begun = true;
+        if (drv_api_enc_status(&c->enc) != 200) {
+            call_respond(c);
+            drv_buf_reset(&c->out);
+        } else {
+            drv_api_enc_headers_sent(&c->enc); /* later errors go in-stream */
+            if (drv_http_stream_start(c->stream, 200, drv_api_enc_content_type(&c->enc)) != 0)
+                c->dead = true;
+        }
+    }
+    if (c->begun && c->out.len) {
+        if (!c->dead && drv_http_stream_write(c->stream, c->out.data, c->out.len) != 0)
+            c->dead = true;
+        drv_buf_reset(&c->out);
+    }
+    if (terminal) {
+        if (!c->begun) /* non-streaming (or failed before the first event was sent) */
+            call_respond(c);
+        drv_http_stream_close(c->stream);
+        call_free(c);
+        return 1;
+    }
+    return c->dead || atomic_load(drv_http_stream_cancel_flag(c->stream));
 }
 
 static void respond_error(struct drv_http_req *req, enum drv_api_wire wire, unsigned status,
@@ -126,37 +159,27 @@ static void handle_generation(struct drv_http_req *req, struct drv_api_server *s
         respond_error(req, wire, 500, "out of memory");
         return;
     }
-    pthread_mutex_init(&c->mu, NULL);
-    drv_buf_init(&c->pending, DRV_API_MAX_TEXT * 2);
-    ar.gen.cancel = &c->cancel;
-    rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
-    drv_api_req_release(&ar); /* the backend copied what it needs */
-    if (rc) {
-        respond_error(req, wire, status_of(rc), err.msg);
+    drv_buf_init(&c->out, DRV_API_MAX_TEXT * 2);
+    /* defer first, so that the request carries the stream's cancel flag: a client
+     * that leaves while the request is still queued cancels it */
+    c->stream = drv_http_stream_defer(req);
+    if (c->stream == NULL) {
         call_free(c);
+        drv_api_req_release(&ar);
+        respond_error(req, wire, 500, "out of memory");
         return;
     }
-    pthread_mutex_lock(&c->mu);
-    if (c->terminal && drv_api_enc_status(&c->enc) != 200) {
-        /* failed before anything was sent: a plain HTTP error */
-        drv_http_respond(req, (unsigned)drv_api_enc_status(&c->enc), "application/json",
-                         c->pending.data, c->pending.len);
-    } else {
-        drv_api_enc_headers_sent(&c->enc);
-        c->stream = drv_http_stream_open(req, 200, drv_api_enc_content_type(&c->enc));
-        if (c->stream == NULL) {
-            c->stream_dead = true;
-            atomic_store(&c->cancel, true);
-        }
-        call_flush(c);
-    }
-    c->handler_done = true;
-    bool done = c->terminal && c->stream == NULL;
-    pthread_mutex_unlock(&c->mu);
-    if (done)
+    struct drv_http_stream *stream = c->stream;
+    ar.gen.cancel = drv_http_stream_cancel_flag(stream);
+    rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
+    drv_api_req_release(&ar); /* the backend copied what it needs */
+    if (rc) {                 /* no event was or will be sent: c is still ours */
+        stream_respond_error(stream, wire, status_of(rc), err.msg);
+        drv_http_stream_close(stream);
         call_free(c);
+    }
+    /* else c belongs to the sink, which may already have freed it */
 }
-
 static struct drv_api_server *srv_of(void *ud)
 {
     return ud;
@@ -341,33 +364,20 @@ static void h_metrics(struct drv_http_req *req, void *ud)
 
 enum embed_wire { EMBED_OLLAMA, EMBED_OLLAMA_LEGACY, EMBED_OPENAI };
 
+/* One embedding request in flight; the callback (called exactly once) answers
+ * the deferred stream and frees it. */
 struct embed_call {
-    pthread_mutex_t mu;
     enum embed_wire wire;
     bool base64;
-    struct drv_buf body;
-    int status;
     struct drv_http_stream *stream;
-    bool terminal, handler_done;
 };
-
-static void embed_call_free(struct embed_call *c)
-{
-    drv_buf_release(&c->body);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
-}
 
 static void embed_cb(void *ud, const struct drv_embed_result *r)
 {
     struct embed_call *c = ud;
-    pthread_mutex_lock(&c->mu);
-    c->status = r->status;
-    int rc;
+    enum drv_api_wire ew = c->wire == EMBED_OPENAI ? DRV_WIRE_OPENAI_CHAT : DRV_WIRE_OLLAMA_CHAT;
     if (r->status != 200) {
-        rc = drv_api_error_body(c->wire == EMBED_OPENAI ? DRV_WIRE_OPENAI_CHAT
-                                                        : DRV_WIRE_OLLAMA_CHAT,
-                                r->status, r->message, &c->body);
+        stream_respond_error(c->stream, ew, (unsigned)r->status, r->message);
     } else {
         struct drv_api_embed_result er = {.model = r->model,
                                           .data = r->data,
@@ -376,25 +386,20 @@ static void embed_cb(void *ud, const struct drv_embed_result *r)
                                           .total_ns = r->total_ns,
                                           .load_ns = r->load_ns,
                                           .prompt_tokens = r->prompt_tokens};
-        rc = c->wire == EMBED_OLLAMA ? drv_api_ollama_embed_response(&er, &c->body)
-             : c->wire == EMBED_OLLAMA_LEGACY
-                 ? drv_api_ollama_embeddings_response(&er, &c->body)
-                 : drv_api_openai_embeddings_response(&er, c->base64, &c->body);
+        struct drv_buf body;
+        drv_buf_init(&body, 1u << 30);
+        int rc = c->wire == EMBED_OLLAMA ? drv_api_ollama_embed_response(&er, &body)
+                 : c->wire == EMBED_OLLAMA_LEGACY
+                     ? drv_api_ollama_embeddings_response(&er, &body)
+                     : drv_api_openai_embeddings_response(&er, c->base64, &body);
+        if (rc == 0)
+            drv_http_stream_respond(c->stream, 200, "application/json", body.data, body.len);
+        else
+            stream_respond_error(c->stream, ew, 500, "cannot encode the embeddings");
+        drv_buf_release(&body);
     }
-    if (rc != 0) {
-        drv_buf_reset(&c->body);
-        drv_buf_appendf(&c->body, "{\"error\":\"cannot encode the embeddings\"}");
-    }
-    c->terminal = true;
-    if (c->stream) {
-        drv_http_stream_write(c->stream, c->body.data, c->body.len);
-        drv_http_stream_close(c->stream);
-        c->stream = NULL;
-    }
-    bool done = c->handler_done; /* else the handler frees it */
-    pthread_mutex_unlock(&c->mu);
-    if (done)
-        embed_call_free(c);
+    drv_http_stream_close(c->stream);
+    free(c);
 }
 
 typedef int (*embed_decode_fn)(const char *, size_t, struct drv_api_embed_req *, struct drv_err *);
@@ -420,15 +425,15 @@ static void handle_embed(struct drv_http_req *req, struct drv_api_server *s, enu
         return;
     }
     struct embed_call *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    if (c == NULL || (c->stream = drv_http_stream_defer(req)) == NULL) {
+        free(c);
         drv_api_embed_req_release(&ar);
         respond_error(req, ew, 500, "out of memory");
         return;
     }
-    pthread_mutex_init(&c->mu, NULL);
-    drv_buf_init(&c->body, 1u << 30);
     c->wire = wire;
     c->base64 = ar.base64;
+    struct drv_http_stream *stream = c->stream;
     struct drv_embed_request er = {.model = ar.model,
                                    .inputs = ar.inputs,
                                    .n_inputs = ar.n_inputs,
@@ -436,23 +441,11 @@ static void handle_embed(struct drv_http_req *req, struct drv_api_server *s, enu
                                    .keep_alive_ms = ar.keep_alive_ms};
     rc = s->backend->ops->embed(s->backend, &er, embed_cb, c, &err);
     drv_api_embed_req_release(&ar);
-    if (rc) {
-        respond_error(req, ew, status_of(rc), err.msg);
-        embed_call_free(c);
-        return;
+    if (rc) { /* the callback will not run: c is still ours */
+        stream_respond_error(stream, ew, status_of(rc), err.msg);
+        drv_http_stream_close(stream);
+        free(c);
     }
-    pthread_mutex_lock(&c->mu);
-    if (c->terminal) {
-        /* answered before the handler returned: a plain response with its status */
-        drv_http_respond(req, (unsigned)c->status, "application/json", c->body.data, c->body.len);
-    } else {
-        c->stream = drv_http_stream_open(req, 200, "application/json");
-    }
-    c->handler_done = true;
-    bool done = c->terminal;
-    pthread_mutex_unlock(&c->mu);
-    if (done)
-        embed_call_free(c);
 }
 
 static void h_ollama_embed(struct drv_http_req *req, void *ud)

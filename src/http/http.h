@@ -12,10 +12,15 @@
  *   413 {"error":"..."}  request body larger than max_body_bytes
  *   500 {"error":"..."}  the handler neither responded nor opened a stream
  *
- * Threads: drv_http_respond*, drv_http_req_* and drv_http_stream_open may only be
- * called from inside the handler, on the MHD thread that called it. The
- * drv_http_stream_write/close/cancel_flag functions may be called from any
- * thread (one producer per stream). */
+ * A handler that cannot know the status yet (it depends on work done on another
+ * thread) defers: drv_http_stream_defer() parks the connection, and the producer
+ * later answers with drv_http_stream_respond() (a complete response) or
+ * drv_http_stream_start() (a streaming one).
+ *
+ * Threads: drv_http_respond*, drv_http_req_*, drv_http_stream_open and
+ * drv_http_stream_defer may only be called from inside the handler, on the MHD
+ * thread that called it. The other drv_http_stream_* functions may be called
+ * from any thread (one producer per stream). */
 #ifndef DRV_HTTP_H
 #define DRV_HTTP_H
 
@@ -47,8 +52,8 @@ struct drv_http_params {
 };
 
 /* Called on an MHD thread once the whole request body has arrived. Must answer
- * exactly once (drv_http_respond*, or drv_http_stream_open) before returning and
- * must not block. A handler that answers nothing gets a logged 500. */
+ * exactly once (drv_http_respond*, drv_http_stream_open or drv_http_stream_defer)
+ * before returning and must not block. A handler that answers nothing gets a logged 500. */
 typedef void (*drv_http_handler)(struct drv_http_req *req, void *user_data);
 
 struct drv_http_route {
@@ -95,9 +100,10 @@ const char *drv_http_req_body(const struct drv_http_req *req, size_t *len);
 /* Client IP address as text ("127.0.0.1", "::1"); "" when unknown. */
 const char *drv_http_req_client_addr(struct drv_http_req *req);
 
-/* Adds a header to whichever response this request sends (drv_http_respond* or
- * drv_http_stream_open); call it before that. Both strings are copied. Returns 0,
- * DRV_EINVAL (already answered, or CR/LF in name or value) or DRV_ENOMEM. */
+/* Adds a header to whichever response this request sends (drv_http_respond*,
+ * drv_http_stream_open or, later, a deferred stream's start/respond); call it
+ * before that (before drv_http_stream_defer for a deferred one). Both strings are copied. Returns
+ * 0, DRV_EINVAL (already answered, or CR/LF in name or value) or DRV_ENOMEM. */
 int drv_http_req_add_header(struct drv_http_req *req, const char *name, const char *value);
 
 /* ---- plain responses ------------------------------------------------------- */
@@ -123,6 +129,48 @@ int drv_http_respond_json_error(struct drv_http_req *req, unsigned status, const
 struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned status,
                                              const char *content_type);
 
+/* ---- deferred responses ---------------------------------------------------- */
+
+/* Instead of answering now: parks the connection (no response is sent yet) and
+ * returns a stream in the "deferred" state, owned by the caller until
+ * drv_http_stream_close; hand it to the producer that will learn the status.
+ * The producer answers once, from any thread, with drv_http_stream_start or
+ * drv_http_stream_respond. Closing it without either answers
+ * 500 {"error":"..."} (logged). Its cancel flag is valid at once and becomes
+ * true when the client disconnects while parked (noticed within about 200 ms)
+ * or the server stops; pass it as drv_gen_request.cancel. Headers added with
+ * drv_http_req_add_header before this call are kept. Returns NULL like
+ * drv_http_stream_open (the handler may then still answer itself). If the
+ * server is already stopping the client gets a 503 now and the stream starts
+ * cancelled. */
+struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req);
+
+/* Once, on a deferred stream: commits status and headers and starts a body of
+ * unknown length, as drv_http_stream_open does; then drv_http_stream_write and
+ * drv_http_stream_close as usual. Bytes written before this call are buffered
+ * (the same max_stream_buffer cap) and sent after the headers. For a HEAD
+ * request the headers are sent and the stream becomes cancelled. content_type
+ * is copied; NULL = none. Returns 0, DRV_EIO (or the code that cancelled it)
+ * when the stream is cancelled, DRV_EINVAL when it is not deferred or already
+ * answered/closed, DRV_ENOMEM. */
+int drv_http_stream_start(struct drv_http_stream *s, unsigned status, const char *content_type);
+
+/* Once, on a deferred stream, instead of start: a complete response; body (len
+ * bytes, may be NULL when len is 0) and content_type are copied, Content-Length
+ * is set; bytes written earlier are dropped. Afterwards only
+ * drv_http_stream_close is allowed (writes return DRV_EINVAL). Returns as
+ * drv_http_stream_start. */
+int drv_http_stream_respond(struct drv_http_stream *s, unsigned status, const char *content_type,
+                            const void *body, size_t len);
+
+/* Adds a response header to a deferred stream before start/respond (e.g.
+ * Retry-After), after those added to the request. Both strings are copied.
+ * Returns 0, DRV_EINVAL (not deferred, already answered, CR/LF in name or
+ * value) or DRV_ENOMEM. */
+int drv_http_stream_add_header(struct drv_http_stream *s, const char *name, const char *value);
+
+/* ---- writing a stream ------------------------------------------------------ */
+
 /* Queues len bytes for the client (copied) and wakes the connection. Never
  * blocks. Returns 0, or nonzero when the stream is cancelled: DRV_EIO (client
  * gone, server stopping, or cancelled earlier) or DRV_ETOOBIG (more than
@@ -132,13 +180,15 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
 int drv_http_stream_write(struct drv_http_stream *s, const void *data, size_t len);
 
 /* The producer is done: what was written is still delivered, then the response
- * ends. Releases the producer's hold; s must not be used afterwards. */
+ * ends (a deferred stream never started or responded answers 500). Releases the
+ * producer's hold; s must not be used afterwards. NULL is a no-op. */
 void drv_http_stream_close(struct drv_http_stream *s);
 
 /* A flag that becomes true when the client disconnects, the buffer cap is
  * exceeded or the server stops; suitable for drv_gen_request.cancel. Owned by
  * the stream, valid until drv_http_stream_close. A disconnect of a client whose
- * stream is idle (nothing to send) is noticed within about 200 ms. */
+ * stream is idle (nothing to send) or parked (deferred, not answered yet) is
+ * noticed within about 200 ms. */
 atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s);
 
 #endif

@@ -25,7 +25,18 @@
  * WATCH_MS, at the sockets of suspended streams without consuming anything
  * (poll POLLRDHUP, recv MSG_PEEK): EOF or an error means the client is gone;
  * the stream is cancelled and the connection resumed so that MHD closes it. Like
- * Go's net/http, a client that half-closes its sending side counts as gone. */
+ * Go's net/http, a client that half-closes its sending side counts as gone.
+ *
+ * Deferred responses. drv_http_stream_defer suspends the connection from inside
+ * the handler with no response queued ("parked"; `suspended` is set as for a
+ * waiting reader, so the watch thread and shutdown treat both alike). The
+ * producer commits later with start/respond (or close, which commits a 500): the
+ * commit is recorded under the stream's mutex and the connection resumed; MHD
+ * then calls on_request again for it, and that call (on the MHD thread, as MHD
+ * requires) queues the response recorded. Writes while parked only buffer: they
+ * never resume, so the re-entry always finds a commit or a cancel. A resume that
+ * finds the stream cancelled and uncommitted (client gone, server stopping)
+ * answers MHD_NO, which closes the connection. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -65,6 +76,20 @@ struct drv_http_server {
     pthread_t watch_thread;
 };
 
+struct hdr {
+    struct hdr *next;
+    char *name;
+    char *value;
+};
+
+/* What a deferred stream's producer committed to. */
+enum commit {
+    COMMIT_NONE,
+    COMMIT_STREAM,  /* drv_http_stream_start */
+    COMMIT_RESPOND, /* drv_http_stream_respond */
+    COMMIT_500      /* closed without either */
+};
+
 struct drv_http_stream {
     pthread_mutex_t mu;
     struct drv_http_server *srv; /* MHD side only */
@@ -81,12 +106,16 @@ struct drv_http_stream {
     int cancel_code; /* what write returns once cancelled */
     struct drv_buf buf;
     size_t rpos; /* buf.data[rpos, buf.len) is waiting to be sent */
-};
 
-struct hdr {
-    struct hdr *next;
-    char *name;
-    char *value;
+    /* deferred streams only; guarded by mu */
+    bool deferred;      /* made by drv_http_stream_defer */
+    bool parked;        /* suspended in the handler, no response queued yet */
+    enum commit commit; /* set once by start/respond/close */
+    unsigned status;    /* committed status */
+    char *content_type; /* committed, owned; NULL = none */
+    char *body;         /* COMMIT_RESPOND body, owned (malloc) */
+    size_t body_len;
+    struct hdr *headers; /* drv_http_stream_add_header, owned */
 };
 
 struct drv_http_req {
@@ -101,6 +130,7 @@ struct drv_http_req {
     bool oom;
     bool in_handler;
     bool answered;
+    bool parked; /* suspended by drv_http_stream_defer, waiting for the commit */
     unsigned status;
     uint64_t seen; /* body bytes received */
     struct drv_buf body;
@@ -111,8 +141,41 @@ struct drv_http_req {
 
 /* ---- stream internals ------------------------------------------------------ */
 
+static void hdrs_free(struct hdr *h)
+{
+    while (h) {
+        struct hdr *next = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+        h = next;
+    }
+}
+
+static int hdr_append(struct hdr **list, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return DRV_EINVAL;
+    struct hdr *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return DRV_ENOMEM;
+    h->name = strdup(name);
+    h->value = strdup(value);
+    if (h->name == NULL || h->value == NULL) {
+        hdrs_free(h);
+        return DRV_ENOMEM;
+    }
+    while (*list)
+        list = &(*list)->next;
+    *list = h;
+    return 0;
+}
+
 static void stream_free(struct drv_http_stream *s)
 {
+    hdrs_free(s->headers);
+    free(s->content_type);
+    free(s->body);
     drv_buf_release(&s->buf);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -279,12 +342,17 @@ int drv_http_stream_write(struct drv_http_stream *s, const void *data, size_t le
         s->buf.data[pending] = '\0';
         s->rpos = 0;
     }
+    if (s->commit == COMMIT_RESPOND || s->commit == COMMIT_500) {
+        rc = DRV_EINVAL; /* the response is complete */
+        goto out;
+    }
     rc = drv_buf_append(&s->buf, data, len);
     if (rc) {
         stream_cancel_locked(s, rc);
         goto out;
     }
-    stream_resume_locked(s);
+    if (!s->parked) /* a parked connection waits for the commit, not for data */
+        stream_resume_locked(s);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -296,6 +364,8 @@ void drv_http_stream_close(struct drv_http_stream *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->closed = true;
+    if (s->deferred && s->commit == COMMIT_NONE)
+        s->commit = COMMIT_500; /* logged where the 500 is queued, with the request */
     stream_resume_locked(s);
     bool last = --s->refs == 0;
     pthread_mutex_unlock(&s->mu);
@@ -306,6 +376,79 @@ void drv_http_stream_close(struct drv_http_stream *s)
 atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s)
 {
     return &s->cancel;
+}
+
+/* With s->mu held: 0 when s is a deferred stream not yet committed. */
+static int committable_locked(struct drv_http_stream *s, const char *what)
+{
+    if (atomic_load(&s->cancel))
+        return s->cancel_code ? s->cancel_code : DRV_EIO;
+    if (!s->deferred || s->commit != COMMIT_NONE || s->closed) {
+        drv_log(DRV_LOG_ERROR, "http: %s on a stream that is not deferred or already answered",
+                what);
+        return DRV_EINVAL;
+    }
+    return 0;
+}
+
+/* With s->mu held: records the commit and wakes the parked connection. */
+static int commit_locked(struct drv_http_stream *s, enum commit c, unsigned status,
+                         const char *content_type)
+{
+    if (content_type) {
+        s->content_type = strdup(content_type);
+        if (s->content_type == NULL) {
+            stream_cancel_locked(s, DRV_ENOMEM);
+            return DRV_ENOMEM;
+        }
+    }
+    s->commit = c;
+    s->status = status;
+    stream_resume_locked(s);
+    return 0;
+}
+
+int drv_http_stream_start(struct drv_http_stream *s, unsigned status, const char *content_type)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = committable_locked(s, "stream_start");
+    if (rc == 0)
+        rc = commit_locked(s, COMMIT_STREAM, status, content_type);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int drv_http_stream_respond(struct drv_http_stream *s, unsigned status, const char *content_type,
+                            const void *body, size_t len)
+{
+    char *copy = NULL;
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL)
+            return DRV_ENOMEM;
+        memcpy(copy, body, len);
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = committable_locked(s, "stream_respond");
+    if (rc == 0) {
+        s->body = copy;
+        s->body_len = len;
+        copy = NULL;
+        rc = commit_locked(s, COMMIT_RESPOND, status, content_type);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(copy);
+    return rc;
+}
+
+int drv_http_stream_add_header(struct drv_http_stream *s, const char *name, const char *value)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = s->deferred && s->commit == COMMIT_NONE && !s->closed
+                 ? hdr_append(&s->headers, name, value)
+                 : DRV_EINVAL;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 /* ---- responses -------------------------------------------------------------- */
@@ -320,13 +463,15 @@ static bool answerable(struct drv_http_req *req, const char *what)
     return true;
 }
 
-/* Adds headers, queues and drops our hold on resp. */
-static int queue_response(struct drv_http_req *req, unsigned status, const char *content_type,
-                          struct MHD_Response *resp)
+/* Adds headers (the request's, then `extra`), queues and drops our hold on resp. */
+static int queue_response_with(struct drv_http_req *req, unsigned status, const char *content_type,
+                               const struct hdr *extra, struct MHD_Response *resp)
 {
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (struct hdr *h = req->headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    for (const struct hdr *h = extra; h; h = h->next)
         MHD_add_response_header(resp, h->name, h->value);
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
@@ -338,6 +483,12 @@ static int queue_response(struct drv_http_req *req, unsigned status, const char 
     req->status = status;
     drv_log(DRV_LOG_DEBUG, "http %s %s %u", req->method, req->path, status);
     return 0;
+}
+
+static int queue_response(struct drv_http_req *req, unsigned status, const char *content_type,
+                          struct MHD_Response *resp)
+{
+    return queue_response_with(req, status, content_type, NULL, resp);
 }
 
 static int respond_now(struct drv_http_req *req, unsigned status, const char *content_type,
@@ -379,11 +530,8 @@ int drv_http_respond_json_error(struct drv_http_req *req, unsigned status, const
     return respond_json_error(req, status, message);
 }
 
-struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned status,
-                                             const char *content_type)
+static struct drv_http_stream *stream_new(struct drv_http_req *req)
 {
-    if (!answerable(req, "stream_open"))
-        return NULL;
     struct drv_http_stream *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -392,6 +540,34 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
     s->srv = req->srv;
     s->fd = -1;
     atomic_init(&s->cancel, false);
+    return s;
+}
+
+static int conn_fd(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+/* With srv->mu held. */
+static void stream_link_locked(struct drv_http_server *srv, struct drv_http_stream *s)
+{
+    s->next = srv->streams;
+    if (srv->streams)
+        srv->streams->prev = s;
+    srv->streams = s;
+    s->linked = true;
+}
+
+struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned status,
+                                             const char *content_type)
+{
+    if (!answerable(req, "stream_open"))
+        return NULL;
+    struct drv_http_stream *s = stream_new(req);
+    if (s == NULL)
+        return NULL;
 
     if (strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0) {
         /* nothing will be sent: answer with the headers, the producer stops at once */
@@ -405,9 +581,7 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
         return s;
     }
 
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    s->fd = ci ? ci->connect_fd : -1;
+    s->fd = conn_fd(req->conn);
     s->conn = req->conn;
     s->refs = 3;
     s->mhd_refs = 2;
@@ -419,11 +593,7 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
     }
     struct drv_http_server *srv = req->srv;
     pthread_mutex_lock(&srv->mu);
-    s->next = srv->streams;
-    if (srv->streams)
-        srv->streams->prev = s;
-    srv->streams = s;
-    s->linked = true;
+    stream_link_locked(srv, s);
     pthread_mutex_unlock(&srv->mu);
     req->stream = s; /* the request's reference, dropped when MHD completes it */
 
@@ -434,6 +604,126 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
         return NULL;
     }
     return s;
+}
+
+struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req)
+{
+    if (!answerable(req, "stream_defer"))
+        return NULL;
+    struct drv_http_stream *s = stream_new(req);
+    if (s == NULL)
+        return NULL;
+    struct drv_http_server *srv = req->srv;
+    s->deferred = true;
+    s->fd = conn_fd(req->conn);
+    s->conn = req->conn;
+    s->refs = 2;     /* producer + request; a streaming commit adds the response's */
+    s->mhd_refs = 1; /* the request */
+    /* Linked and parked under srv->mu, with `stopping` checked there: either
+     * drv_http_server_free's sweep (which sets `stopping` first, then takes
+     * srv->mu) sees this stream and resumes it, or we see `stopping` and never
+     * park. */
+    pthread_mutex_lock(&srv->mu);
+    if (atomic_load(&srv->stopping)) {
+        pthread_mutex_unlock(&srv->mu);
+        s->conn = NULL;
+        s->refs = 1;
+        s->mhd_refs = 0;
+        s->deferred = false; /* nothing to commit: start/respond fail */
+        s->cancel_code = DRV_EIO;
+        atomic_store(&s->cancel, true);
+        respond_json_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "server is stopping");
+        return s;
+    }
+    stream_link_locked(srv, s);
+    pthread_mutex_lock(&s->mu);
+    s->parked = true;
+    s->suspended = true;
+    MHD_suspend_connection(req->conn);
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&srv->mu);
+    req->stream = s;
+    req->answered = true; /* by the producer, later */
+    req->parked = true;
+    return s;
+}
+
+/* MHD called on_request again for a parked request: its stream was committed,
+ * cancelled or closed. Queues what was committed; MHD_NO closes the connection. */
+static enum MHD_Result unpark(struct drv_http_req *req)
+{
+    struct drv_http_stream *s = req->stream;
+    pthread_mutex_lock(&s->mu);
+    enum commit c = s->commit;
+    if (atomic_load(&s->cancel) || atomic_load(&req->srv->stopping) || c == COMMIT_NONE) {
+        if (c == COMMIT_NONE && !atomic_load(&s->cancel)) {
+            /* nothing asked for this wakeup; cannot happen, but never hang */
+            drv_log(DRV_LOG_ERROR, "http: %s %s resumed with no response", req->method, req->path);
+        }
+        s->cancel_code = s->cancel_code ? s->cancel_code : DRV_EIO;
+        atomic_store(&s->cancel, true);
+        s->parked = false;
+        pthread_mutex_unlock(&s->mu);
+        req->parked = false;
+        return MHD_NO;
+    }
+    s->parked = false;
+    unsigned status = s->status;
+    char *ctype = s->content_type;
+    struct hdr *extra = s->headers;
+    char *body = s->body;
+    size_t body_len = s->body_len;
+    s->content_type = NULL;
+    s->headers = NULL;
+    s->body = NULL;
+    bool head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool streaming = c == COMMIT_STREAM && !head;
+    if (streaming) {
+        s->refs++; /* the response's */
+        s->mhd_refs++;
+    } else if (c == COMMIT_STREAM) {
+        /* HEAD: the headers go now; like stream_open, the stream is cancelled */
+        s->cancel_code = DRV_EIO;
+        atomic_store(&s->cancel, true);
+    }
+    pthread_mutex_unlock(&s->mu);
+    req->parked = false;
+
+    int rc;
+    if (c == COMMIT_500) {
+        drv_log(DRV_LOG_ERROR, "http: %s %s: deferred response closed unanswered; sending 500",
+                req->method, req->path);
+        rc = respond_json_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "handler did not respond");
+    } else {
+        struct MHD_Response *resp;
+        if (streaming) {
+            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader,
+                                                     s, stream_response_freed);
+            if (resp == NULL) { /* give back the response's reference; others remain */
+                pthread_mutex_lock(&s->mu);
+                s->refs--;
+                s->mhd_refs--;
+                pthread_mutex_unlock(&s->mu);
+            }
+        } else if (body_len > 0) {
+            resp = MHD_create_response_from_buffer(body_len, body, MHD_RESPMEM_MUST_FREE);
+            if (resp)
+                body = NULL;
+        } else {
+            resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        }
+        rc = resp ? queue_response_with(req, status, ctype, extra, resp) : DRV_ENOMEM;
+    }
+    free(body);
+    free(ctype);
+    hdrs_free(extra);
+    if (rc != 0) {
+        pthread_mutex_lock(&s->mu);
+        stream_cancel_locked(s, rc);
+        pthread_mutex_unlock(&s->mu);
+        return MHD_NO;
+    }
+    return MHD_YES;
 }
 
 /* ---- request accessors ------------------------------------------------------ */
@@ -489,37 +779,16 @@ const char *drv_http_req_client_addr(struct drv_http_req *req)
 
 int drv_http_req_add_header(struct drv_http_req *req, const char *name, const char *value)
 {
-    if (req->answered || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+    if (req->answered)
         return DRV_EINVAL;
-    struct hdr *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return DRV_ENOMEM;
-    h->name = strdup(name);
-    h->value = strdup(value);
-    if (h->name == NULL || h->value == NULL) {
-        free(h->name);
-        free(h->value);
-        free(h);
-        return DRV_ENOMEM;
-    }
-    struct hdr **tail = &req->headers;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = h;
-    return 0;
+    return hdr_append(&req->headers, name, value);
 }
 
 /* ---- MHD callbacks ---------------------------------------------------------- */
 
 static void req_free(struct drv_http_req *req)
 {
-    while (req->headers) {
-        struct hdr *h = req->headers;
-        req->headers = h->next;
-        free(h->name);
-        free(h->value);
-        free(h);
-    }
+    hdrs_free(req->headers);
     drv_buf_release(&req->body);
     free(req);
 }
@@ -671,6 +940,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (req->parked)
+        return unpark(req);
     if (!req->answered)
         run_handler(req);
     return MHD_YES;

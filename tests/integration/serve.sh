@@ -122,6 +122,18 @@ expect_body '^drover_busy_slots 0$' "no slot leaked after disconnects"
 expect_body '^drover_queue_depth 0$' "no queue leaked"
 expect_body '^drover_tokens_predicted_total [1-9]' "tokens counted"
 
+# a prompt longer than the context fails before any token: a plain 400, streaming or not
+LONG=$(printf 'Once upon a time %.0s' $(seq 500))
+req POST /api/generate "{\"model\":\"stories260K\",\"prompt\":\"$LONG\",\"stream\":false}"
+expect_code 400 "prompt longer than the context"
+jq_check 'typeof j.error === "string" && j.error.length > 0' "prompt too long: error body"
+req POST /api/generate "{\"model\":\"stories260K\",\"prompt\":\"$LONG\"}"
+expect_code 400 "streaming prompt longer than the context"
+jq_check 'typeof j.error === "string" && j.error.length > 0' "streaming prompt too long: error body"
+req POST /v1/chat/completions "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"$LONG\"}],\"stream\":true}"
+expect_code 400 "openai streaming prompt longer than the context"
+jq_check 'typeof j.error.message === "string"' "openai prompt too long: error shape"
+
 # more requests than slots + queue: some get 503 with Retry-After, all others finish
 pids=()
 for i in $(seq 8); do

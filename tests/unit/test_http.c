@@ -36,6 +36,9 @@ static atomic_bool g_prod_saw_cancel;
 static atomic_bool g_prod_go; /* lets a holding producer finish */
 static atomic_int g_streams_opened;
 static atomic_int g_flood_done;
+static atomic_int g_deferred;              /* streams the /defer handler parked */
+static atomic_bool g_cancel_seen;          /* a deferred producer saw its cancel flag */
+static atomic_uint_fast64_t g_t_cancel_ns; /* when it did */
 
 static struct {
     pthread_mutex_t mu;
@@ -53,6 +56,9 @@ static void reset_globals(void)
     atomic_store(&g_prod_go, false);
     atomic_store(&g_streams_opened, 0);
     atomic_store(&g_flood_done, 0);
+    atomic_store(&g_deferred, 0);
+    atomic_store(&g_cancel_seen, false);
+    atomic_store(&g_t_cancel_ns, 0);
 }
 
 static void sleep_ms(int ms)
@@ -287,10 +293,92 @@ static void h_stream(struct drv_http_req *req, void *ud)
     spawn_producer(fn, s, id ? atoi(id) : 0, mode);
 }
 
+/* ---- deferred responses ------------------------------------------------------ */
+
+static void fail_unless(bool ok)
+{
+    if (!ok)
+        atomic_fetch_add(&g_prod_failures, 1);
+}
+
+/* The producer of a deferred stream; its mode says how it answers. */
+static void *p_deferred(void *arg)
+{
+    struct prod_arg *a = arg;
+    struct drv_http_stream *s = a->s;
+    atomic_bool *cancel = drv_http_stream_cancel_flag(s);
+    const char *m = a->mode;
+    sleep_ms(30); /* answer well after the handler returned */
+    if (strcmp(m, "respond404") == 0) {
+        static const char body[] = "{\"error\":\"no such thing\"}";
+        fail_unless(drv_http_stream_respond(s, 404, "application/json", body, sizeof(body) - 1) ==
+                    0);
+        fail_unless(drv_http_stream_write(s, "x", 1) != 0);    /* only close is allowed */
+        fail_unless(drv_http_stream_start(s, 200, NULL) != 0); /* answered already */
+    } else if (strcmp(m, "stream") == 0 || strcmp(m, "prewrite") == 0) {
+        if (strcmp(m, "prewrite") == 0) {
+            fail_unless(drv_http_stream_write(s, "early-1\n", 8) == 0);
+            fail_unless(drv_http_stream_write(s, "early-2\n", 8) == 0);
+            sleep_ms(30);
+        }
+        fail_unless(drv_http_stream_start(s, 200, "application/x-ndjson") == 0);
+        fail_unless(drv_http_stream_add_header(s, "X-Late", "1") != 0); /* too late */
+        for (int i = 0; i < 5; i++) {
+            char line[32];
+            int n = snprintf(line, sizeof(line), "line-%d\n", i);
+            fail_unless(drv_http_stream_write(s, line, (size_t)n) == 0);
+            sleep_ms(5);
+        }
+    } else if (strcmp(m, "retry") == 0) {
+        fail_unless(drv_http_stream_add_header(s, "Retry-After", "7") == 0);
+        fail_unless(drv_http_stream_add_header(s, "Bad", "a\r\nb") == DRV_EINVAL);
+        static const char body[] = "{\"error\":\"busy\"}";
+        fail_unless(drv_http_stream_respond(s, 503, "application/json", body, sizeof(body) - 1) ==
+                    0);
+    } else if (strcmp(m, "id") == 0) {
+        char body[32];
+        int n = snprintf(body, sizeof(body), "id-%d", a->id);
+        fail_unless(drv_http_stream_respond(s, 200, "text/plain", body, (size_t)n) == 0);
+    } else if (strcmp(m, "cancel") == 0) {
+        /* parked until the client leaves (or 5 s) */
+        if (wait_flag(cancel, 5000)) {
+            atomic_store(&g_t_cancel_ns, drv_now_ns());
+            atomic_store(&g_cancel_seen, true);
+        }
+        atomic_store(&g_prod_rc, drv_http_stream_start(s, 200, "text/plain"));
+    } else if (strcmp(m, "hold") == 0) {
+        /* holds the parked stream until the test lets go (after server_free) */
+        wait_flag(&g_prod_go, 10000);
+        if (atomic_load(cancel))
+            atomic_store(&g_cancel_seen, true);
+        else
+            fail_unless(false);
+        fail_unless(drv_http_stream_respond(s, 200, "text/plain", "late", 4) == DRV_EIO);
+    }
+    /* mode "close": nothing, the client must get a 500 */
+    drv_http_stream_close(s);
+    free(a);
+    return NULL;
+}
+
+static void h_defer(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    const char *mode = drv_http_req_query(req, "mode");
+    const char *id = drv_http_req_query(req, "id");
+    drv_http_req_add_header(req, "Cache-Control", "no-cache");
+    struct drv_http_stream *s = drv_http_stream_defer(req);
+    if (s == NULL)
+        return;
+    atomic_fetch_add(&g_deferred, 1);
+    spawn_producer(p_deferred, s, id ? atoi(id) : 0, mode ? mode : "close");
+}
+
 static const struct drv_http_route routes[] = {
     {"GET", "/json", h_json},   {NULL, "/info", h_info},      {"POST", "/echo", h_echo},
     {"PUT", "/echo", h_echo},   {"GET", "/busy", h_busy},     {"GET", "/silent", h_silent},
-    {"GET", "/twice", h_twice}, {"GET", "/stream", h_stream},
+    {"GET", "/twice", h_twice}, {"GET", "/stream", h_stream}, {"GET", "/defer", h_defer},
 };
 
 /* ---- client helpers -------------------------------------------------------------- */
@@ -919,6 +1007,229 @@ static void free_with_busy_stream_open(void **state)
     free_with_open_stream("busy");
 }
 
+/* ---- deferred responses ---------------------------------------------------------- */
+
+static bool wait_int(atomic_int *v, int target, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(v) < target; i++)
+        sleep_ms(1);
+    return atomic_load(v) >= target;
+}
+
+static void deferred_respond_from_another_thread(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/defer?mode=respond404", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(body_of(&r), "{\"error\":\"no such thing\"}");
+    assert_true(has_header(&r, "Content-Type: application/json"));
+    assert_true(has_header(&r, "Content-Length: 25"));
+    assert_true(has_header(&r, "Cache-Control: no-cache")); /* added before the defer */
+    assert_int_equal(atomic_load(&g_deferred), 1);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+
+    /* the connection is kept alive and serves the next request */
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void deferred_start_streams_in_order(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/defer?mode=stream", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Transfer-Encoding: chunked"));
+    assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+    assert_true(has_header(&r, "Cache-Control: no-cache"));
+    assert_false(has_header(&r, "X-Late"));
+    assert_string_equal(body_of(&r), "line-0\nline-1\nline-2\nline-3\nline-4\n");
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+
+    /* HEAD: the committed headers, no body */
+    reply_init(&r);
+    request(srv, "HEAD", "/defer?mode=stream", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+    assert_int_equal(r.body.len, 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void deferred_writes_before_start_arrive_after_it(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/defer?mode=prewrite", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(body_of(&r), "early-1\nearly-2\nline-0\nline-1\nline-2\nline-3\nline-4\n");
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void deferred_disconnect_while_parked_cancels(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    int fd = raw_connect(drv_http_server_port(srv));
+    raw_send(fd, "GET /defer?mode=cancel HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(wait_int(&g_deferred, 1, 5000));
+    sleep_ms(50);
+    assert_false(atomic_load(&g_cancel_seen)); /* parked, not cancelled */
+    uint64_t t0 = drv_now_ns();
+    close(fd);
+    assert_true(wait_flag(&g_cancel_seen, 3000));
+    /* the watch thread looks every 200 ms; allow for a slow (sanitized) build */
+    assert_true(atomic_load(&g_t_cancel_ns) - t0 < 1500000000ull);
+    join_producers();
+    assert_int_equal(atomic_load(&g_prod_rc), DRV_EIO); /* start on a cancelled stream */
+
+    /* the server keeps serving */
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    reply_release(&r);
+    reply_init(&r);
+    request(srv, "GET", "/defer?mode=respond404", NULL, 0, NULL, &r);
+    join_producers();
+    assert_int_equal(r.status, 404);
+    reply_release(&r);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_http_server_free(srv);
+}
+
+static void deferred_close_without_start_is_500(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    enum drv_log_level lvl = drv_log_get_level();
+    drv_log_set_level(DRV_LOG_NONE); /* logged on purpose */
+    request(srv, "GET", "/defer?mode=close", NULL, 0, NULL, &r);
+    join_producers();
+    drv_log_set_level(lvl);
+    assert_json_error(&r, 500);
+    assert_int_equal(atomic_load(&g_deferred), 1);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void deferred_header_added_on_stream_arrives(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/defer?mode=retry", NULL, 0, NULL, &r);
+    join_producers();
+    assert_json_error(&r, 503);
+    assert_true(has_header(&r, "Retry-After: 7\r\n"));
+    assert_true(has_header(&r, "Cache-Control: no-cache"));
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void free_with_parked_deferred_streams(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    struct drv_http_server *srv = start(0, 0);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(drv_http_server_port(srv));
+        raw_send(fds[i], "GET /defer?mode=hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    assert_true(wait_int(&g_deferred, N, 5000));
+    drv_http_server_free(srv); /* the producers still hold their parked streams */
+    atomic_store(&g_prod_go, true);
+    join_producers();
+    assert_true(atomic_load(&g_cancel_seen));
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    for (int i = 0; i < N; i++) {
+        /* the connection was closed without a response */
+        struct drv_buf got;
+        drv_buf_init(&got, 1 << 20);
+        raw_read(fds[i], &got, NULL, 2000);
+        assert_true(got.len == 0 || strncmp(got.data, "HTTP/1.1 2", 10) != 0);
+        drv_buf_release(&got);
+        close(fds[i]);
+    }
+}
+
+static void many_concurrent_deferred_requests_complete(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    struct drv_http_server *srv = start(0, 0);
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    struct reply r[N];
+    for (int i = 0; i < N; i++) {
+        reply_init(&r[i]);
+        char path[64];
+        snprintf(path, sizeof(path), "/defer?mode=%s&id=%d", i % 2 ? "id" : "stream", i);
+        easy[i] = easy_for(srv, "GET", path, &r[i]);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    uint64_t end = drv_now_ns() + 20000000000ull;
+    while (running && drv_now_ns() < end) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    int done = 0;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK)
+            done++;
+    }
+    join_producers();
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 200);
+        char want[64];
+        if (i % 2)
+            snprintf(want, sizeof(want), "id-%d", i);
+        else
+            snprintf(want, sizeof(want), "line-0\nline-1\nline-2\nline-3\nline-4\n");
+        assert_string_equal(body_of(&r[i]), want);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        reply_release(&r[i]);
+    }
+    curl_multi_cleanup(m);
+    assert_int_equal(done, N);
+    assert_int_equal(atomic_load(&g_deferred), N);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_http_server_free(srv);
+}
+
 static void bad_listen_address_fails_cleanly(void **state)
 {
     (void)state;
@@ -963,6 +1274,14 @@ int main(void)
         cmocka_unit_test(slow_client_past_buffer_cap_cancels),
         cmocka_unit_test(free_with_idle_stream_open),
         cmocka_unit_test(free_with_busy_stream_open),
+        cmocka_unit_test(deferred_respond_from_another_thread),
+        cmocka_unit_test(deferred_start_streams_in_order),
+        cmocka_unit_test(deferred_writes_before_start_arrive_after_it),
+        cmocka_unit_test(deferred_disconnect_while_parked_cancels),
+        cmocka_unit_test(deferred_close_without_start_is_500),
+        cmocka_unit_test(deferred_header_added_on_stream_arrives),
+        cmocka_unit_test(free_with_parked_deferred_streams),
+        cmocka_unit_test(many_concurrent_deferred_requests_complete),
         cmocka_unit_test(bad_listen_address_fails_cleanly),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
