@@ -78,6 +78,7 @@ struct drv_emodel {
     pthread_cond_t cond;
     struct drv_job *q_head, *q_tail;
     struct drv_job *eq_head; /* embedding jobs taken from the queue */
+    struct drv_job *cq_head; /* queued jobs whose client cancelled, to be ended */
     int n_queued;
     int n_active;
     uint64_t last_used_ns;

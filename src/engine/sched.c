@@ -514,6 +514,14 @@ static void take_queued(struct drv_emodel *m)
         etail = &(*etail)->next;
     while (*pp) {
         struct drv_job *j = *pp;
+        if (is_cancelled(j)) {
+            /* the client left while waiting: end it now, not when a slot frees */
+            *pp = j->next;
+            j->next = m->cq_head;
+            m->cq_head = j;
+            m->n_queued--;
+            continue;
+        }
         if (j->embed_cb == NULL) {
             last = j;
             pp = &j->next;
@@ -559,7 +567,7 @@ static bool wait_for_work(struct drv_emodel *m)
         if (m->stop)
             return false;
         take_queued(m);
-        if (m->n_active > 0)
+        if (m->n_active > 0 || m->cq_head)
             return true;
         set_expiry(m);
         if (m->keep_alive_ms == 0)
@@ -687,6 +695,24 @@ static void step(struct drv_emodel *m, struct llama_batch *batch)
             continue;
         }
         s->last = tok;
+    }
+}
+
+/* Ends jobs cancelled while queued (taken out by take_queued). */
+static void end_cancelled(struct drv_emodel *m, struct drv_job *q)
+{
+    while (q) {
+        struct drv_job *next = q->next;
+        if (q->embed_cb) {
+            drv_job_fail(q, m->name, 499, "cancelled");
+        } else {
+            struct drv_gen_event ev = {.kind = DRV_EV_DONE, .model = m->name};
+            ev.stats.total_ns = drv_now_ns() - q->t_arrival;
+            ev.stats.done_reason = "cancel";
+            q->sink(q->sink_ud, &ev);
+            drv_job_free(q);
+        }
+        q = next;
     }
 }
 
@@ -852,9 +878,10 @@ void *drv_sched_main(void *arg)
     for (;;) {
         if (!wait_for_work(m))
             break;
-        struct drv_job *eq = m->eq_head;
-        m->eq_head = NULL;
+        struct drv_job *eq = m->eq_head, *cq = m->cq_head;
+        m->eq_head = m->cq_head = NULL;
         pthread_mutex_unlock(&e->mu);
+        end_cancelled(m, cq);
         while (eq) {
             struct drv_job *next = eq->next;
             run_embed(m, eq);
@@ -882,10 +909,11 @@ void *drv_sched_main(void *arg)
         pthread_mutex_lock(&e->mu);
     }
     /* unloading: e->mu held */
-    struct drv_job *q = m->q_head;
-    m->q_head = m->q_tail = NULL;
+    struct drv_job *q = m->q_head, *cq = m->cq_head;
+    m->q_head = m->q_tail = m->cq_head = NULL;
     m->n_queued = 0;
     pthread_mutex_unlock(&e->mu);
+    end_cancelled(m, cq);
     for (int i = 0; i < m->n_slots; i++)
         if (m->slots[i].job && m->slots[i].state != DRV_SLOT_IDLE)
             slot_finish(m, &m->slots[i], "cancel");

@@ -29,6 +29,7 @@ struct result {
     int status;
     char message[256];
     int cancel_after; /* sink returns 1 after this many token events (0 = never) */
+    int done_seq;     /* order in which DONE arrived (ordered sinks only) */
     atomic_bool cancel;
 };
 
@@ -293,6 +294,79 @@ static void cancel_frees_the_slot(void **state)
     drv_engine_free(e);
 }
 
+/* A sink that holds the scheduler on its first token until released, so a slot
+ * stays busy for as long as the test needs. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open, gate_reached;
+static atomic_int done_order;
+
+static int gated_sink(void *ud, const struct drv_gen_event *ev)
+{
+    if (ev->kind == DRV_EV_TOKEN) {
+        pthread_mutex_lock(&gate_mu);
+        gate_reached = true;
+        pthread_cond_broadcast(&gate_cond);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cond, &gate_mu);
+        pthread_mutex_unlock(&gate_mu);
+    }
+    if (ev->kind == DRV_EV_DONE)
+        ((struct result *)ud)->done_seq = atomic_fetch_add(&done_order, 1) + 1;
+    return sink(ud, ev);
+}
+
+static int ordered_sink(void *ud, const struct drv_gen_event *ev)
+{
+    if (ev->kind == DRV_EV_DONE)
+        ((struct result *)ud)->done_seq = atomic_fetch_add(&done_order, 1) + 1;
+    return sink(ud, ev);
+}
+
+static void queued_cancel_ends_before_a_slot_frees(void **state)
+{
+    (void)state;
+    struct drv_engine *e = engine_with_stories(1, 8);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_gen_request req;
+    struct result busy, waiting;
+    result_init(&busy);
+    result_init(&waiting);
+    gate_open = gate_reached = false;
+    atomic_store(&done_order, 0);
+    greedy_request(&req, "Once upon a time", 20);
+    assert_int_equal(b->ops->generate(b, &req, gated_sink, &busy, &err), 0);
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_reached)
+        pthread_cond_wait(&gate_cond, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    /* the only slot is busy: this one queues, then its client goes away */
+    greedy_request(&req, "The cat", 20);
+    req.cancel = &waiting.cancel;
+    assert_int_equal(b->ops->generate(b, &req, ordered_sink, &waiting, &err), 0);
+    atomic_store(&waiting.cancel, true);
+    pthread_mutex_lock(&gate_mu);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_mu);
+    wait_done(&waiting);
+    wait_done(&busy);
+    assert_string_equal(waiting.reason, "cancel");
+    assert_int_equal(waiting.stats.eval_tokens, 0);
+    assert_int_equal(waiting.n_tokens_ev, 0);
+    assert_int_equal(waiting.done_seq, 1); /* ended before the busy one finished */
+    assert_int_equal(busy.done_seq, 2);
+    assert_string_equal(busy.reason, "length");
+    struct drv_engine_metrics mt;
+    drv_engine_metrics(e, &mt);
+    assert_int_equal(mt.queued, 0);
+    result_release(&busy);
+    result_release(&waiting);
+    drv_engine_free(e);
+}
+
 static void keep_alive_zero_unloads(void **state)
 {
     (void)state;
@@ -554,6 +628,7 @@ int main(void)
         cmocka_unit_test(batched_requests_match_single_ones),
         cmocka_unit_test(cancel_frees_the_slot),
         cmocka_unit_test(keep_alive_zero_unloads),
+        cmocka_unit_test(queued_cancel_ends_before_a_slot_frees),
         cmocka_unit_test(full_queue_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
