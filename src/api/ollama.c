@@ -67,7 +67,8 @@ static int decode_common(struct drv_api_req *r, struct drv_err *err)
         (rc = decode_options(r, json_object_get(root, "options"), err)) ||
         (rc = api_get_bool(root, "", "stream", &r->stream, err)) ||
         (rc = api_keep_alive(json_object_get(root, "keep_alive"), &r->gen.keep_alive_ms, err)) ||
-        (rc = api_think(json_object_get(root, "think"), "think", false, &r->gen.think, err)))
+        (rc = api_think(json_object_get(root, "think"), "think", false, &r->gen.think, err)) ||
+        (rc = api_get_bool(root, "", "truncate", &r->gen.truncate, err)))
         return rc;
     return 0;
 }

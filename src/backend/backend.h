@@ -77,6 +77,8 @@ struct drv_gen_request {
     enum drv_format format;
     const char *format_schema; /* JSON text of the schema when format == SCHEMA */
     int think;                 /* -1 = model default, 0 = off, 1 = on */
+    bool truncate;             /* a prompt longer than the context keeps its end instead
+                                  of failing with 400; default false */
     int64_t keep_alive_ms;     /* how long the model stays loaded after this request;
                                   INT64_MIN = server default, 0 = unload now, < 0 = forever */
     atomic_bool *cancel;       /* optional; set true to cancel from any thread */

@@ -168,6 +168,7 @@ int drv_cmd_serve(int argc, char **argv)
                            .lvl = DRV_LOG_INFO};
     o.hp.host = "127.0.0.1";
     o.hp.port = 11435;
+    o.hp.max_body_bytes = 16u << 20; /* long chats with images fit; more is refused (413) */
 
     /* first pass: --help and --config, so the file's settings come first */
     int c, idx;

@@ -134,6 +134,7 @@ static struct drv_job *job_copy(const struct drv_gen_request *r)
     j->format = r->format;
     j->format_schema = dup_or_null(r->format_schema);
     j->think = r->think;
+    j->truncate = r->truncate;
     j->keep_alive_ms = r->keep_alive_ms;
     j->cancel = r->cancel;
     if (!ok || (r->format_schema && !j->format_schema)) {

@@ -27,6 +27,7 @@ struct drv_job {
     char *format_schema;
     char *grammar; /* GBNF compiled from format_schema, NULL = none */
     int think;
+    bool truncate; /* too long: keep the end (generation) / cut (embeddings) */
     int64_t keep_alive_ms;
     atomic_bool *cancel;
     drv_gen_sink sink;
@@ -36,7 +37,6 @@ struct drv_job {
     /* embedding jobs (embed_cb != NULL): the inputs, answered by embed_cb */
     char **inputs;
     size_t n_inputs;
-    bool truncate;
     drv_embed_cb embed_cb;
     void *embed_ud;
 };

@@ -371,6 +371,19 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
         s->prompt[0] = llama_vocab_bos(m->vocab);
         got = 1;
     }
+    if ((uint32_t)got >= m->n_ctx_slot && j->truncate) {
+        /* keep the first token (BOS) and the end of the prompt, leaving room to
+         * answer: a quarter of the context, or num_predict when smaller */
+        int room = (int)m->n_ctx_slot / 4;
+        if (j->num_predict > 0 && j->num_predict < room)
+            room = j->num_predict;
+        int keep = (int)m->n_ctx_slot - (room > 0 ? room : 1);
+        memmove(s->prompt + 1, s->prompt + got - (keep - 1),
+                (size_t)(keep - 1) * sizeof(llama_token));
+        drv_log(DRV_LOG_INFO, "%s: prompt of %d tokens truncated to its last %d", m->name, got,
+                keep);
+        got = keep;
+    }
     if ((uint32_t)got >= m->n_ctx_slot) {
         free(s->prompt);
         s->prompt = NULL;

@@ -108,7 +108,7 @@ req POST /api/generate '{"prompt":"x"}'
 expect_code 400 "missing model"
 req GET /api/generate; expect_code 405 "GET on a POST route"
 req GET /api/nothing; expect_code 404 "unknown path"
-head -c 9000000 /dev/zero | tr '\0' 'a' > "$T_TMP/big"
+head -c 17000000 /dev/zero | tr '\0' 'a' > "$T_TMP/big"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' --data-binary @"$T_TMP/big" "$U/api/generate")
 [ "$CODE" = 413 ] && pass || fail "oversized body: $CODE"
 
@@ -126,7 +126,10 @@ expect_body '^drover_tokens_predicted_total [1-9]' "tokens counted"
 LONG=$(printf 'Once upon a time %.0s' $(seq 500))
 req POST /api/generate "{\"model\":\"stories260K\",\"prompt\":\"$LONG\",\"stream\":false}"
 expect_code 400 "prompt longer than the context"
-jq_check 'typeof j.error === "string" && j.error.length > 0' "prompt too long: error body"
+jq_check '/the prompt is \d+ tokens but the context of stories260K:latest holds 256/.test(j.error)' "prompt too long: says how long each is"
+req POST /api/generate "{\"model\":\"stories260K\",\"prompt\":\"$LONG\",\"stream\":false,\"truncate\":true,\"options\":{\"num_predict\":8}}"
+expect_code 200 "truncate:true keeps the end of a long prompt"
+jq_check 'j.eval_count === 8 && j.prompt_eval_count < 256' "truncated prompt fits the context"
 req POST /api/generate "{\"model\":\"stories260K\",\"prompt\":\"$LONG\"}"
 expect_code 400 "streaming prompt longer than the context"
 jq_check 'typeof j.error === "string" && j.error.length > 0' "streaming prompt too long: error body"
