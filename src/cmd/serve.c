@@ -129,6 +129,13 @@ static const char *serve_set(struct serve_opts *o, const char *name, const char 
                                                                               : msg;
         }
         o->ep.keep_alive_ms = ms;
+    } else if (strcmp(key, "kv-type") == 0) {
+        if (!drv_engine_parse_kv_type(val, &o->ep.kv_type))
+            return "kv-type wants f16|q8_0|q4_0";
+    } else if (strcmp(key, "gpu-layers") == 0) {
+        if (!parse_int(val, -1, 100000, &v))
+            return "gpu-layers wants -1 (as many as fit) or a layer count";
+        o->ep.n_gpu_layers = (int)v;
     } else if (strcmp(key, "log-level") == 0) {
         if (!drv_log_parse_level(val, &o->lvl))
             return "log-level wants debug|info|warn|error";
@@ -157,6 +164,8 @@ int drv_cmd_serve(int argc, char **argv)
         {"max-queue", required_argument, NULL, 0},
         {"keep-alive", required_argument, NULL, 0},
         {"log-level", required_argument, NULL, 0},
+        {"kv-type", required_argument, NULL, 0},
+        {"gpu-layers", required_argument, NULL, 0},
         {"no-ollama-store", no_argument, NULL, 'O'},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},

@@ -23,8 +23,24 @@ struct drv_engine_params drv_engine_default_params(void)
         .max_queue = 64,
         .keep_alive_ms = 5 * 60 * 1000,
         .n_gpu_layers = -1,
+        .kv_type = GGML_TYPE_F16,
     };
     return p;
+}
+
+bool drv_engine_parse_kv_type(const char *s, int *out)
+{
+    static const struct {
+        const char *name;
+        int type;
+    } kv[] = {{"f16", GGML_TYPE_F16}, {"q8_0", GGML_TYPE_Q8_0}, {"q4_0", GGML_TYPE_Q4_0}};
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        if (strcmp(s, kv[i].name) == 0) {
+            *out = kv[i].type;
+            return true;
+        }
+    }
+    return false;
 }
 
 int64_t drv_wall_ms(void)

@@ -20,10 +20,17 @@ struct drv_engine_params {
     int max_loaded;        /* models loaded at once, least recently used evicted; default 2 */
     int max_queue;         /* queued requests per model beyond the slots; default 64 */
     int64_t keep_alive_ms; /* default keep_alive; default 5 minutes; < 0 = forever */
-    int n_gpu_layers;      /* layers offloaded to GPUs; -1 = all (default) */
+    int n_gpu_layers;      /* layers offloaded to GPUs; -1 (default) = as many as fit the
+                              first GPU's free memory (drover's estimate); 0 = CPU only */
+    int kv_type;           /* enum ggml_type of the KV cache: GGML_TYPE_F16 (default),
+                              GGML_TYPE_Q8_0 or GGML_TYPE_Q4_0 (these turn flash attention on) */
 };
 
 struct drv_engine_params drv_engine_default_params(void);
+/* Parses "f16", "q8_0", "q4_0" into an engine kv_type; false for anything else. */
+bool drv_engine_parse_kv_type(const char *s, int *out);
+/* Physical CPU cores of this machine (hwloc). */
+int drv_physical_cores(void);
 
 struct drv_engine;
 

@@ -5,6 +5,7 @@
 #include "engine/engine_int.h"
 
 #include <ggml-backend.h>
+#include <hwloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,47 +25,26 @@ static const char json_grammar[] =
     "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9]{1,3})? ws\n"
     "ws     ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
 
-static int physical_cores(void)
+/* Physical cores (hwloc): llama.cpp is fastest with one thread per core, not
+ * per logical CPU. Falls back to the online CPUs when hwloc cannot tell. */
+int drv_physical_cores(void)
 {
-    /* distinct (physical id, core id) pairs; llama.cpp is fastest on physical cores */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (f == NULL)
-        return n > 0 ? (int)n : 1;
-    char line[256];
-    int phys = -1, seen[1024][2], n_seen = 0;
-    while (fgets(line, sizeof(line), f)) {
-        int v;
-        if (sscanf(line, "physical id : %d", &v) == 1)
-            phys = v;
-        else if (sscanf(line, "core id : %d", &v) == 1) {
-            bool dup = false;
-            for (int i = 0; i < n_seen; i++)
-                dup |= seen[i][0] == phys && seen[i][1] == v;
-            if (!dup && n_seen < 1024) {
-                seen[n_seen][0] = phys;
-                seen[n_seen][1] = v;
-                n_seen++;
-            }
-        }
+    static int cached;
+    if (cached)
+        return cached;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = 0;
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) == 0) {
+        if (hwloc_topology_load(topo) == 0)
+            n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+        hwloc_topology_destroy(topo);
     }
-    fclose(f);
-    if (n_seen > 0)
-        return n_seen;
-    return n > 0 ? (int)n : 1;
+    cached = n > 0 ? n : online > 0 ? (int)online : 1;
+    return cached;
 }
 
 /* ---- loading ---- */
-
-static bool has_gpu(void)
-{
-    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
-        enum ggml_backend_dev_type t = ggml_backend_dev_type(ggml_backend_dev_get(i));
-        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU)
-            return true;
-    }
-    return false;
-}
 
 /* Bytes free where the KV cache will live: the first GPU's free memory when
  * layers are offloaded to one, else the system's available RAM. */
@@ -103,38 +83,109 @@ static int auto_parallel(const struct drv_emodel *m, uint32_t n_ctx)
     return n < 1 ? 1 : n > 4 ? 4 : n;
 }
 
+static const char *kv_type_name(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q8_0 ? "q8_0" : t == GGML_TYPE_Q4_0 ? "q4_0" : "f16";
+}
+
+/* Bytes of K+V cache per context cell for the model and cache type. */
+static uint64_t kv_bytes_per_cell(const struct drv_gguf_info *in, enum ggml_type t)
+{
+    uint64_t elems = (uint64_t)in->n_block * in->n_head_kv * (in->head_dim_k + in->head_dim_v);
+    /* q8_0: 34 bytes per 32; q4_0: 18 per 32; f16: 2 per element */
+    return t == GGML_TYPE_Q8_0   ? elems * 34 / 32
+           : t == GGML_TYPE_Q4_0 ? elems * 18 / 32
+                                 : elems * 2;
+}
+
+/* --gpu-layers -1: as many layers (of n_block + 1 with the output) as fit the
+ * first GPU's free memory next to the KV cache and 512 MiB of compute buffers
+ * and overhead. drover's estimate from the file's tensor bytes, not a dry-run
+ * load. Writes why into why. */
+static int auto_gpu_layers(const struct drv_emodel *m, uint64_t kv_bytes, char *why,
+                           size_t why_size)
+{
+    const struct drv_gguf_info *in = &m->info;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+        if (t != GGML_BACKEND_DEVICE_TYPE_GPU && t != GGML_BACKEND_DEVICE_TYPE_IGPU)
+            continue;
+        size_t free_b, total;
+        ggml_backend_dev_memory(d, &free_b, &total);
+        uint64_t per_layer = in->tensor_bytes / (in->n_block + 1);
+        uint64_t need_fixed = kv_bytes + (512ull << 20);
+        int n = 0;
+        if (free_b > need_fixed && per_layer)
+            n = (int)((free_b - need_fixed) / per_layer);
+        if (n > (int)in->n_block + 1)
+            n = (int)in->n_block + 1;
+        snprintf(why, why_size,
+                 "%d of %u layers on %s: %.1f GiB free, %.1f MiB per layer, KV %.1f MiB "
+                 "(drover's estimate)",
+                 n, in->n_block + 1, ggml_backend_dev_name(d), (double)free_b / (1 << 30),
+                 (double)per_layer / (1 << 20), (double)kv_bytes / (1 << 20));
+        return n;
+    }
+    snprintf(why, why_size, "no GPU: every layer on the CPU");
+    return 0;
+}
+
 static int load_model(struct drv_emodel *m, struct drv_err *err)
 {
     const struct drv_engine_params *p = &m->engine->p;
+    const struct drv_gguf_info *in = &m->info;
+    enum ggml_type kvt = p->kv_type;
+    uint32_t train = in->n_ctx_train;
+    uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
+    int slots = p->n_parallel > 0 ? p->n_parallel : auto_parallel(m, n_ctx);
+    uint64_t kv_bytes = kv_bytes_per_cell(in, kvt) * n_ctx * (uint64_t)slots;
+    char why[256];
+    int ngl = p->n_gpu_layers;
+    if (ngl < 0)
+        ngl = auto_gpu_layers(m, kv_bytes, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "%d layers on GPUs (--gpu-layers)", ngl);
+    int nt = p->n_threads > 0 ? p->n_threads : drv_physical_cores();
+    drv_log(DRV_LOG_INFO, "%s: threads %d (%s)", m->name, nt,
+            p->n_threads > 0 ? "--threads" : "physical cores");
+    drv_log(DRV_LOG_INFO, "%s: %d slots x %u tokens (%s)", m->name, slots, n_ctx,
+            p->n_parallel > 0 ? "--parallel" : "KV caches that fit free memory, at most 4");
+    drv_log(DRV_LOG_INFO, "%s: KV cache %s, %.1f MiB%s", m->name, kv_type_name(kvt),
+            (double)kv_bytes / (1 << 20), kvt != GGML_TYPE_F16 ? ", flash attention on" : "");
+    drv_log(DRV_LOG_INFO, "%s: %s", m->name, why);
+
     struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = p->n_gpu_layers;
+    mp.n_gpu_layers = ngl;
     m->lm = llama_model_load_from_file(m->path, mp);
     if (m->lm == NULL) {
-        const char *why = drv_engine_last_llama_error();
+        const char *lerr = drv_engine_last_llama_error();
         return drv_err_set(err, DRV_EFORMAT, "llama.cpp could not load %s: %s", m->path,
-                           why[0] ? why : "no reason given");
+                           lerr[0] ? lerr : "no reason given");
     }
     m->vocab = llama_model_get_vocab(m->lm);
-    uint32_t train = (uint32_t)llama_model_n_ctx_train(m->lm);
-    uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
-    m->n_slots = p->n_parallel > 0 ? p->n_parallel : auto_parallel(m, n_ctx);
+    m->n_slots = slots;
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = n_ctx * (uint32_t)m->n_slots;
     cp.n_seq_max = (uint32_t)m->n_slots;
     cp.n_batch = p->n_batch;
     cp.n_ubatch = p->n_batch;
-    int nt = p->n_threads > 0 ? p->n_threads : physical_cores();
     cp.n_threads = nt;
     cp.n_threads_batch = p->n_threads_batch > 0 ? p->n_threads_batch : nt;
     cp.kv_unified = false;
     cp.no_perf = true;
+    cp.type_k = kvt;
+    cp.type_v = kvt;
+    if (kvt != GGML_TYPE_F16)
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED; /* a quantized V cache needs it */
     m->ctx = llama_init_from_model(m->lm, cp);
     if (m->ctx == NULL) {
+        const char *lerr = drv_engine_last_llama_error();
         llama_model_free(m->lm);
         m->lm = NULL;
         return drv_err_set(err, DRV_ENOMEM,
-                           "llama.cpp could not create a context of %u tokens for %s", cp.n_ctx,
-                           m->name);
+                           "llama.cpp could not create a context of %u tokens for %s: %s", cp.n_ctx,
+                           m->name, lerr[0] ? lerr : "no reason given");
     }
     m->n_ctx_slot = llama_n_ctx_seq(m->ctx);
     m->slots = calloc((size_t)m->n_slots, sizeof(*m->slots));
@@ -152,12 +203,13 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
         m->ctx = NULL;
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
     }
-    /* resident = weights + KV cache (f16 K and V for every cell of every layer) */
-    const struct drv_gguf_info *in = &m->info;
-    uint64_t kv = (uint64_t)llama_n_ctx(m->ctx) * in->n_block * in->n_head_kv *
-                  (in->head_dim_k + in->head_dim_v) * 2;
+    /* resident = weights + KV cache; on the GPU: the offloaded share of both */
+    uint64_t kv = kv_bytes_per_cell(in, kvt) * llama_n_ctx(m->ctx);
     m->size_resident = llama_model_size(m->lm) + kv;
-    m->size_vram = has_gpu() && p->n_gpu_layers != 0 ? m->size_resident : 0;
+    m->size_vram = ngl <= 0 ? 0
+                   : ngl >= (int)in->n_block + 1
+                       ? m->size_resident
+                       : m->size_resident / (in->n_block + 1) * (uint64_t)ngl;
     return 0;
 }
 
@@ -741,7 +793,7 @@ static int make_embed_ctx(struct drv_emodel *m)
     cp.embeddings = true;
     cp.pooling_type = LLAMA_POOLING_TYPE_UNSPECIFIED;
     cp.no_perf = true;
-    int nt = m->engine->p.n_threads > 0 ? m->engine->p.n_threads : physical_cores();
+    int nt = m->engine->p.n_threads > 0 ? m->engine->p.n_threads : drv_physical_cores();
     cp.n_threads = cp.n_threads_batch = nt;
     m->ectx = llama_init_from_model(m->lm, cp);
     if (m->ectx && llama_pooling_type(m->ectx) == LLAMA_POOLING_TYPE_NONE) {

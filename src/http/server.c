@@ -1079,13 +1079,14 @@ struct drv_http_server *drv_http_server_new(const struct drv_http_params *params
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, srv},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    srv->mhd = MHD_start_daemon(flags, params->port, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY,
-                                opts, MHD_OPTION_END);
+    /* the logger must be the first option, or MHD logs its own complaint about it */
+    srv->mhd = MHD_start_daemon(flags, params->port, NULL, NULL, on_request, srv,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_END);
     if (srv->mhd == NULL) {
         drv_err_set(err, DRV_EIO, "http: cannot listen on %s port %u", host,
                     (unsigned)params->port);
