@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 MODELS     ?= $(abspath ../shared/models)
-MODEL      ?= $(MODELS)/stories260K.gguf
+RUN_MODEL  ?= $(MODEL)
 FUZZ_SECONDS ?= 15
 CMAKE_ARGS = -G Ninja -DDROVER_TEST_MODELS=$(MODELS) -DDROVER_LLAMA_PREFIX=$$(scripts/setup --print-prefix)
 
@@ -23,8 +23,7 @@ build: setup
 
 PORT ?= 11435
 run: build
-	@echo "running: $(BUILD)/drover serve --model $(MODEL) --port $(PORT)   (Ctrl-C stops it)"
-	@exec $(BUILD)/drover serve --model $(MODEL) --port $(PORT)
+	@MODEL=$(RUN_MODEL) scripts/run $(BUILD) $(PORT)
 
 test: build test-asan fuzz-smoke compat-deps
 	@cd $(BUILD) && ctest --output-on-failure
