@@ -1,14 +1,14 @@
-// bench/serve_vs_llama_server.mjs — drover serve beside llama.cpp's own llama-server
-// (same release, same model, same slots and threads), as a client sees them.
+// bench/node-vs-llama-server.mjs — drover serve beside llama.cpp's own llama-server
+// (same release, same model, 4 slots each, same threads), as a client sees them.
 //
-// usage: node bench/serve_vs_llama_server.mjs [MODEL.gguf] [-n GEN_TOKENS] [-r REPS] [-c CONCURRENCY]
+// usage: node bench/node-vs-llama-server.mjs [MODEL.gguf] [-n GEN_TOKENS] [-r REPS]
 // needs: build/drover and the reference llama-server (scripts/setup --with-reference).
 //
-// For each server: one warm-up, then REPS rounds of CONCURRENCY parallel streaming
-// /v1/completions requests (greedy, max_tokens GEN_TOKENS, ignore_eos where the
-// server knows it, a different prompt each time so no prompt cache helps). Reports
-// client-side aggregate generation tok/s, time to first token and end-to-end latency
-// (medians), and drover's ratio against llama-server.
+// For each server and each concurrency (1, then 4): one warm-up, then REPS rounds of
+// that many parallel streaming /v1/completions requests (greedy, max_tokens
+// GEN_TOKENS, a different prompt each round so no prompt cache helps). Reports
+// client-side aggregate generation tok/s, time to first token p50 and end-to-end
+// latency, and drover's ratio against llama-server (>= 1.00 = drover as fast).
 import { spawn, execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
@@ -23,7 +23,7 @@ const opt = (name, def) => {
   args.splice(i, 2);
   return v;
 };
-const nGen = +opt("-n", 128), reps = +opt("-r", 5), conc = +opt("-c", 1);
+const nGen = +opt("-n", 128), reps = +opt("-r", 5);
 const model = path.resolve(args[0] || path.join(root, "../shared/models/stories260K.gguf"));
 const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
 const llamaServer = path.join(prefix, "bin/llama-server");
@@ -32,7 +32,7 @@ for (const f of [llamaServer, drover])
   if (!fs.existsSync(f)) { console.error(`missing ${f} (run: scripts/setup --with-reference; make build)`); process.exit(1); }
 
 const threads = Math.max(1, Math.floor(+execFileSync("nproc").toString() / 1));
-const slots = Math.max(conc, 1);
+const slots = 4;
 const ctx = 512;
 
 async function waitUp(url) {
@@ -69,7 +69,7 @@ async function oneRequest(url, name, prompt) {
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
-async function measure(url, name) {
+async function measure(url, name, conc) {
   await oneRequest(url, name, "Warm up.");
   const rounds = [];
   for (let r = 0; r < reps; r++) {
@@ -100,14 +100,21 @@ const dv = start(drover, ["serve", "--model", model, "--host", "127.0.0.1", "--p
 try {
   await waitUp(`http://127.0.0.1:${portL}`);
   await waitUp(`http://127.0.0.1:${portD}`);
-  // alternate the two servers so neither always runs on a warmer machine
-  const L = await measure(`http://127.0.0.1:${portL}`, name);
-  const D = await measure(`http://127.0.0.1:${portD}`, name);
-  const row = (n, x, r) => console.log(`${n.padEnd(14)} ${x.tps.toFixed(1).padStart(10)} ${x.ttft.toFixed(1).padStart(9)} ${x.total.toFixed(1).padStart(10)} ${String(x.toks).padStart(7)}  ${r}`);
-  console.log(`model ${name}, ${nGen} tokens/request, concurrency ${conc}, ${reps} reps, ${threads} threads, ${slots} slots`);
-  console.log(`${"server".padEnd(14)} ${"gen tok/s".padStart(10)} ${"ttft ms".padStart(9)} ${"e2e ms".padStart(10)} ${"tokens".padStart(7)}  ratio`);
-  row("llama-server", L, "1.00");
-  row("drover", D, (D.tps / L.tps).toFixed(2));
+  const rows = [];
+  for (const conc of [1, 4]) {
+    // llama-server first, then drover, for each concurrency
+    const L = await measure(`http://127.0.0.1:${portL}`, name, conc);
+    const D = await measure(`http://127.0.0.1:${portD}`, name, conc);
+    rows.push({ conc, L, D });
+  }
+  console.log(`model ${name}, ${nGen} tokens/request, ${reps} reps, ${threads} threads, ${slots} slots each`);
+  console.log(`${"streams".padEnd(8)} ${"server".padEnd(13)} ${"gen tok/s".padStart(10)} ${"ttft p50 ms".padStart(12)} ${"e2e ms".padStart(9)}  ${"tok/s ratio".padStart(11)} ${"ttft ratio".padStart(10)}`);
+  for (const { conc, L, D } of rows) {
+    const line = (n, x, r1, r2) => console.log(`${String(conc).padEnd(8)} ${n.padEnd(13)} ${x.tps.toFixed(1).padStart(10)} ${x.ttft.toFixed(2).padStart(12)} ${x.total.toFixed(1).padStart(9)}  ${r1.padStart(11)} ${r2.padStart(10)}`);
+    line("llama-server", L, "1.00", "1.00");
+    // ttft ratio: llama-server's time / drover's, so >= 1.00 means drover is as fast
+    line("drover", D, (D.tps / L.tps).toFixed(2), (L.ttft / D.ttft).toFixed(2));
+  }
 } finally {
   ls.kill(); dv.kill();
 }
