@@ -640,9 +640,14 @@ static const struct drv_backend_ops engine_ops = {
     .list_running = engine_list_running,
 };
 
-struct drv_engine *drv_engine_new(const struct drv_engine_params *params, struct drv_err *err)
+void drv_engine_init_llama(void)
 {
     pthread_once(&llama_once, llama_init_once);
+}
+
+struct drv_engine *drv_engine_new(const struct drv_engine_params *params, struct drv_err *err)
+{
+    drv_engine_init_llama();
     struct drv_engine *e = calloc(1, sizeof(*e));
     if (e == NULL) {
         drv_err_set(err, DRV_ENOMEM, "out of memory");

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "base/base.h"
+#include "model/model.h"
 
 #include <stdint.h>
 
@@ -71,6 +72,33 @@ struct drv_engine_metrics {
     int loaded_models;
 };
 void drv_engine_metrics(struct drv_engine *e, struct drv_engine_metrics *out);
+
+/* ---- in-process speed (engine/localbench.c): `drover bench --local` ---- */
+
+#define DRV_LOCAL_BENCH_MAX_REPS 100
+
+struct drv_local_bench_params {
+    int n_prompt;     /* prompt tokens per pp run (random tokens); default 512 */
+    int n_gen;        /* generated tokens per tg run; default 128 */
+    int reps;         /* timed repetitions after one warm-up; default 5 */
+    int n_threads;    /* 0 = physical cores */
+    int n_gpu_layers; /* -1 = all */
+    int n_batch;      /* default 512 */
+};
+
+struct drv_local_bench_result {
+    struct drv_gguf_info info; /* the file */
+    double load_ms;
+    int n_threads;
+    int reps; /* repetitions measured */
+    double pp_tps[DRV_LOCAL_BENCH_MAX_REPS];
+    double tg_tps[DRV_LOCAL_BENCH_MAX_REPS];
+};
+
+struct drv_local_bench_params drv_local_bench_default_params(void);
+/* Loads the GGUF at path and measures pp and tg like llama-bench. */
+int drv_engine_bench_local(const char *path, const struct drv_local_bench_params *p,
+                           struct drv_local_bench_result *out, struct drv_err *err);
 
 /* ---- text helpers (engine/text.c), exposed for tests ---- */
 

@@ -120,6 +120,8 @@ void drv_job_free(struct drv_job *j);
 void drv_job_fail(struct drv_job *j, const char *model, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int64_t drv_wall_ms(void);
+/* Initialises llama.cpp's backends and log routing once per process. */
+void drv_engine_init_llama(void);
 /* The last error line llama.cpp logged on this thread ("" when none). */
 const char *drv_engine_last_llama_error(void);
 

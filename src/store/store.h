@@ -29,29 +29,29 @@ int drv_store_schema_version(void);
 
 /* One repetition of a measurement. Values < 0 mean "not measured". */
 struct drv_bench_rep {
-    int concurrency;      /* streams at once */
-    double pp_tps;        /* prompt tokens/s */
-    double tg_tps;        /* generated tokens/s (per stream; aggregate = x concurrency) */
-    double ttft_ms;       /* time to first token */
-    double e2e_ms;        /* request latency */
+    int concurrency; /* streams at once */
+    double pp_tps;   /* prompt tokens/s */
+    double tg_tps;   /* generated tokens/s (per stream; aggregate = x concurrency) */
+    double ttft_ms;  /* time to first token */
+    double e2e_ms;   /* request latency */
     int prompt_tokens;
     int gen_tokens;
-    char source[8];       /* "server" (server-reported timings) or "client" */
+    char source[8]; /* "server" (server-reported timings) or "client" */
 };
 
 /* One bench run of one target and model. */
 struct drv_bench_run {
-    int64_t id;             /* set by drv_store_add_run */
-    int64_t ts;             /* unix seconds; 0 = now */
-    char target[256];       /* URL or node name */
-    char kind[16];          /* drover | ollama | llama-server | openai | local */
+    int64_t id;       /* set by drv_store_add_run */
+    int64_t ts;       /* unix seconds; 0 = now */
+    char target[256]; /* URL or node name */
+    char kind[16];    /* drover | ollama | llama-server | openai | local */
     char engine_version[64];
     char model[128];
-    char model_digest[72];  /* digest, or "" */
-    uint64_t model_size;    /* bytes, 0 = unknown */
+    char model_digest[72]; /* digest, or "" */
+    uint64_t model_size;   /* bytes, 0 = unknown */
     char quant[24];
-    char hw[256];           /* hardware summary of the target, "" when unknown */
-    char params[512];       /* JSON of the parameters (-p, -n, reps, concurrency, ...) */
+    char hw[256];     /* hardware summary of the target, "" when unknown */
+    char params[512]; /* JSON of the parameters (-p, -n, reps, concurrency, ...) */
     bool baseline;
     struct drv_bench_rep *reps; /* n_reps entries (owned by the caller on add; by the
                                    store result on list: freed by drv_bench_runs_free) */
@@ -67,8 +67,8 @@ int drv_store_add_run(struct drv_store *s, struct drv_bench_run *run, struct drv
 struct drv_store_filter {
     const char *target;
     const char *model;
-    int64_t since;          /* unix seconds */
-    int limit;              /* newest first; 0 = 100 */
+    int64_t since; /* unix seconds */
+    int limit;     /* newest first; 0 = 100 */
 };
 
 /* Runs matching f, newest first, with their repetitions. *out is an array of *n

@@ -593,6 +593,32 @@ static void thinking_is_split_from_the_answer(void **state)
     assert_string_equal(sp5.answer, "");
 }
 
+static void local_bench_measures_pp_and_tg(void **state)
+{
+    (void)state;
+    struct drv_local_bench_params p = drv_local_bench_default_params();
+    p.n_prompt = 64;
+    p.n_gen = 16;
+    p.reps = 3;
+    p.n_threads = 1;
+    struct drv_local_bench_result r;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_bench_local(STORIES, &p, &r, &err), 0);
+    assert_int_equal(r.reps, 3);
+    assert_string_equal(r.info.arch, "llama");
+    for (int i = 0; i < 3; i++) {
+        assert_true(r.pp_tps[i] > 0);
+        assert_true(r.tg_tps[i] > 0);
+    }
+    assert_int_equal(r.n_threads, 1);
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_bench_local("/etc/passwd", &p, &r, &err), DRV_EFORMAT);
+    p.reps = 0;
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_bench_local(STORIES, &p, &r, &err), DRV_EINVAL);
+}
+
 static void text_helpers(void **state)
 {
     (void)state;
@@ -618,6 +644,7 @@ int main(void)
     drv_log_set_level(DRV_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_helpers),
+        cmocka_unit_test(local_bench_measures_pp_and_tg),
         cmocka_unit_test(thinking_is_split_from_the_answer),
         cmocka_unit_test(schema_compiles_and_refuses),
         cmocka_unit_test(schema_constrains_generation),
