@@ -54,6 +54,34 @@ const struct drv_cmd drv_commands[] = {
      "(port = 11435, model = /path/x.gguf, max_loaded = 2, ollama_store = no, ...);\n"
      "the command line wins. [alias NAME] with model = MODEL gives a model another\n"
      "name. Stops on SIGINT or SIGTERM."},
+    {"synth", drv_cmd_synth, "write a random-weight GGUF with a model's exact shapes",
+     "usage: drover synth NAME|SHAPE -o FILE [--quant Q] [--seed N] [--ctx N] [--threads N]\n"
+     "       drover synth --list\n\n"
+     "Writes a GGUF file with the shapes of a known model (NAME, see --list) or of\n"
+     "explicit dimensions (SHAPE), random weights quantized by ggml's own quantizers\n"
+     "with llama.cpp's tensor-type mix for Q, and a synthetic SentencePiece tokenizer\n"
+     "of the model's vocabulary size. llama.cpp loads and generates from it at the\n"
+     "speed the real model would have (speed depends on shapes and types, not on\n"
+     "what the weights learned): measure a model before downloading it. The text it\n"
+     "generates is gibberish. Same seed, same bytes.\n\n"
+     "SHAPE: ARCH:layers=N,embd=N,heads=N,kv_heads=N,ff=N,vocab=N[,head_dim=N]\n"
+     "       [,ctx=N][,tied=0|1][,rope_theta=X][,eps=X]\n"
+     "  ARCH is llama, qwen2 (q/k/v biases) or qwen3 (q/k norms); head_dim defaults\n"
+     "  to embd/heads, ctx to 4096, tied to 0. Example:\n"
+     "  llama:layers=16,embd=2048,heads=32,kv_heads=8,ff=8192,vocab=128256,tied=1\n\n"
+     "Dense llama, qwen2 and qwen3 models only: mixture-of-experts (qwen3moe),\n"
+     "sliding-window (gemma3) and other architectures (phi3, gemma4) are not\n"
+     "synthesized yet.\n\n"
+     "options:\n"
+     "  -o, --output FILE  where to write the GGUF (required)\n"
+     "  -q, --quant Q      q4_0, q4_k_m, q5_k_m, q8_0 or f16 (default q4_k_m)\n"
+     "  --seed N           random seed (default 1)\n"
+     "  --ctx N            context length written to the file (default: the model's)\n"
+     "  --threads N        quantization threads (default: online CPUs)\n"
+     "  --list             list the known model NAMEs with their shapes and sizes\n"
+     "  -h, --help         show this help\n\n"
+     "exit status: 0 ok; 1 unknown NAME, or the file could not be written; 2 bad\n"
+     "usage or a bad SHAPE."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,4 +1,5 @@
 #include "model/model.h"
+#include "model/model_int.h"
 
 #include <errno.h>
 #include <ggml.h>
@@ -28,7 +29,7 @@ static void ggml_log_to_drover(enum ggml_log_level level, const char *text, void
             "ggml: %s", text);
 }
 
-static void route_ggml_log(void)
+void drv_model_route_ggml_log(void)
 {
     ggml_log_set(ggml_log_to_drover, NULL);
 }
@@ -303,7 +304,7 @@ int drv_gguf_inspect_buffer(const void *data, size_t size, struct drv_gguf_info 
 {
     memset(out, 0, sizeof(*out));
     out->file_size = size;
-    route_ggml_log();
+    drv_model_route_ggml_log();
     last_ggml_error[0] = '\0';
     struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *g = gguf_init_from_buffer(data, size, params);
@@ -334,7 +335,7 @@ int drv_gguf_inspect_file(const char *path, struct drv_gguf_info *out, struct dr
         return drv_err_set(err, DRV_EFORMAT, "not a GGUF file (no GGUF magic in the first bytes)");
     }
     rewind(f);
-    route_ggml_log();
+    drv_model_route_ggml_log();
     last_ggml_error[0] = '\0';
     struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *g = gguf_init_from_file_ptr(f, params);

@@ -69,4 +69,89 @@ const char *drv_ftype_name(int file_type);
 /* The ggml library drover runs on, e.g. "0.9.4 (commit 80fb11a)"; static storage. */
 const char *drv_ggml_version(void);
 
+/* ---- catalog: shapes of known dense models (catalog.c) ----------------------
+ * Facts from /work/shared/MODELS.md (the models' config.json files). Only the
+ * architectures synth can write are listed: llama, qwen2, qwen3. */
+
+struct drv_model_shape {
+    char name[64];        /* Ollama-style name ("qwen2.5:3b"); "" for explicit dims */
+    char arch[16];        /* GGUF general.architecture: "llama", "qwen2", "qwen3" */
+    uint32_t n_layer;     /* blocks */
+    uint32_t n_embd;      /* hidden size */
+    uint32_t n_head;      /* attention heads */
+    uint32_t n_head_kv;   /* key/value heads (GQA) */
+    uint32_t head_dim;    /* per head; may differ from n_embd / n_head (qwen3) */
+    uint32_t n_ff;        /* feed-forward length */
+    uint32_t n_vocab;     /* tokens */
+    uint32_t n_ctx_train; /* trained context (tokens) */
+    float rope_theta;     /* rope.freq_base */
+    float rms_eps;        /* attention.layer_norm_rms_epsilon */
+    bool tied;            /* output projection shares token_embd */
+};
+
+/* Number of catalog entries; entry i (0 <= i < count), static storage. */
+int drv_catalog_count(void);
+const struct drv_model_shape *drv_catalog_at(int i);
+/* The entry named name (case-insensitive; a trailing ":latest" is not a size and
+ * is not accepted), or NULL. */
+const struct drv_model_shape *drv_catalog_find(const char *name);
+/* Up to max catalog names close to name (same family prefix, or a small edit
+ * distance), best first, into out (static strings). Returns how many. */
+int drv_catalog_suggest(const char *name, const char **out, int max);
+
+/* Parses explicit dims: ARCH:key=value[,key=value]... with keys layers, embd,
+ * heads, kv_heads, ff, vocab (required) and head_dim, ctx, rope_theta, eps, tied
+ * (0|1) (optional). Missing optional keys take the arch's usual values. Fails
+ * with DRV_EINVAL and a one-line message naming the bad part. */
+int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_err *err);
+/* A catalog name or a SHAPE spec (it has a '='). An unknown name fails with
+ * DRV_ENOENT and a message that lists close matches. */
+int drv_shape_resolve(const char *name_or_spec, struct drv_model_shape *out, struct drv_err *err);
+/* Checks that synth can write the shape and llama.cpp can load it (supported
+ * arch, heads divide, sizes within limits). DRV_EINVAL with the reason. */
+int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err);
+
+/* Parameters (weight elements) of a model of shape s, norms and biases included. */
+uint64_t drv_shape_params(const struct drv_model_shape *s);
+
+/* ---- synth: a random-weight GGUF with a model's exact shapes (synth.c) ------- */
+
+enum drv_synth_quant {
+    DRV_SYNTH_Q4_0,   /* llama_ftype 2 */
+    DRV_SYNTH_Q4_K_M, /* 15 */
+    DRV_SYNTH_Q5_K_M, /* 17 */
+    DRV_SYNTH_Q8_0,   /* 7 */
+    DRV_SYNTH_F16,    /* 1 */
+};
+
+/* "q4_0", "q4_k_m", "q5_k_m", "q8_0", "f16" (case-insensitive); false otherwise. */
+bool drv_synth_quant_parse(const char *s, enum drv_synth_quant *out);
+/* The lowercase name of q, as drv_synth_quant_parse takes it. */
+const char *drv_synth_quant_name(enum drv_synth_quant q);
+/* The llama_ftype value written as general.file_type. */
+int drv_synth_quant_ftype(enum drv_synth_quant q);
+
+/* Called from the writing thread after each chunk; done <= total, in bytes of
+ * tensor data. */
+typedef void (*drv_synth_progress_fn)(void *ud, uint64_t done, uint64_t total);
+
+struct drv_synth_params {
+    struct drv_model_shape shape;   /* required: from the catalog or drv_shape_parse */
+    enum drv_synth_quant quant;     /* default DRV_SYNTH_Q4_K_M */
+    uint64_t seed;                  /* default 1; same seed, same bytes */
+    uint32_t n_ctx;                 /* context_length written; 0 (default) = shape's */
+    int n_threads;                  /* quantization threads; 0 (default) = online CPUs */
+    drv_synth_progress_fn progress; /* NULL (default) = none */
+    void *progress_ud;
+};
+
+struct drv_synth_params drv_synth_default_params(void);
+/* Writes the GGUF to path (created or truncated; a regular file is removed again on
+ * failure). Memory use is bounded by a few chunks per thread, not by the model's
+ * size. Fails with
+ * DRV_EINVAL (shape), DRV_EIO (path or disk) or DRV_ENOMEM, and a message. */
+int drv_synth_write(const struct drv_synth_params *p, const char *path, struct drv_err *err);
+/* Bytes of tensor data drv_synth_write would write for p (0 when the shape is bad). */
+uint64_t drv_synth_tensor_bytes(const struct drv_synth_params *p);
+
 #endif

@@ -144,6 +144,231 @@ static void ftype_names(void **state)
     assert_null(drv_ftype_name(4)); /* removed Q4_1_SOME_F16 */
 }
 
+static void catalog_lookup(void **state)
+{
+    (void)state;
+    assert_true(drv_catalog_count() >= 20);
+    const struct drv_model_shape *s = drv_catalog_find("qwen2.5:3b");
+    assert_non_null(s);
+    assert_string_equal(s->arch, "qwen2");
+    assert_int_equal(s->n_layer, 36);
+    assert_int_equal(s->n_embd, 2048);
+    assert_int_equal(s->n_head, 16);
+    assert_int_equal(s->n_head_kv, 2);
+    assert_int_equal(s->head_dim, 128);
+    assert_int_equal(s->n_ff, 11008);
+    assert_int_equal(s->n_vocab, 151936);
+    assert_true(s->tied);
+    /* qwen3: head_dim 128 even where n_embd / n_head is 64 */
+    s = drv_catalog_find("QWEN3:0.6B");
+    assert_non_null(s);
+    assert_int_equal(s->head_dim, 128);
+    assert_int_equal(s->n_embd / s->n_head, 64);
+    s = drv_catalog_find("llama3.2:1b");
+    assert_non_null(s);
+    assert_int_equal(s->n_vocab, 128256);
+    assert_int_equal(s->n_ctx_train, 131072);
+    assert_null(drv_catalog_find("qwen2.5"));
+    assert_null(drv_catalog_find("qwen2.5:3b:latest"));
+    /* every entry is a shape synth accepts, with a plausible parameter count */
+    for (int i = 0; i < drv_catalog_count(); i++) {
+        struct drv_err err;
+        drv_err_init(&err);
+        assert_int_equal(drv_shape_check(drv_catalog_at(i), &err), 0);
+        assert_ptr_equal(drv_catalog_find(drv_catalog_at(i)->name), drv_catalog_at(i));
+    }
+    assert_null(drv_catalog_at(drv_catalog_count()));
+    /* Qwen2.5-3B's card: 3,085,938,688 parameters */
+    assert_int_equal(drv_shape_params(drv_catalog_find("qwen2.5:3b")), 3085938688ull);
+}
+
+static bool has_name(const char **list, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void catalog_close_matches(void **state)
+{
+    (void)state;
+    const char *near[5];
+    /* a size that does not exist: the family's sizes */
+    int n = drv_catalog_suggest("qwen3:9b", near, 5);
+    assert_true(n >= 1);
+    assert_true(has_name(near, n, "qwen3:8b"));
+    for (int i = 0; i < n; i++)
+        assert_int_equal(strncmp(near[i], "qwen3:", 6), 0);
+    /* a typo */
+    n = drv_catalog_suggest("lama3.2:1b", near, 5);
+    assert_true(n >= 1);
+    assert_string_equal(near[0], "llama3.2:1b");
+    /* a prefix */
+    n = drv_catalog_suggest("smollm", near, 5);
+    assert_int_equal(n, 3);
+    assert_true(has_name(near, n, "smollm2:135m"));
+    /* nothing close */
+    assert_int_equal(drv_catalog_suggest("zzzzzzzzzzzz", near, 5), 0);
+    /* the error message carries them */
+    struct drv_model_shape s;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_resolve("qwen3:9b", &s, &err), DRV_ENOENT);
+    assert_non_null(strstr(err.msg, "unknown model 'qwen3:9b'"));
+    assert_non_null(strstr(err.msg, "qwen3:8b"));
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_resolve("tinyllama:1.1b", &s, &err), 0);
+    assert_int_equal(s.n_vocab, 32000);
+}
+
+static void shape_parse_ok(void **state)
+{
+    (void)state;
+    struct drv_model_shape s;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(
+        drv_shape_parse("llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", &s, &err),
+        0);
+    assert_string_equal(s.arch, "llama");
+    assert_string_equal(s.name, "");
+    assert_int_equal(s.n_layer, 2);
+    assert_int_equal(s.n_embd, 256);
+    assert_int_equal(s.n_head, 4);
+    assert_int_equal(s.n_head_kv, 2);
+    assert_int_equal(s.head_dim, 64);
+    assert_int_equal(s.n_ff, 512);
+    assert_int_equal(s.n_vocab, 1000);
+    assert_int_equal(s.n_ctx_train, 4096);
+    assert_false(s.tied);
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_resolve("qwen3:vocab=300,ff=64,kv_heads=1,heads=2,embd=32,"
+                                       "layers=1,head_dim=128,ctx=512,tied=1,rope_theta=5e5",
+                                       &s, &err),
+                     0);
+    assert_string_equal(s.arch, "qwen3");
+    assert_int_equal(s.head_dim, 128);
+    assert_int_equal(s.n_ctx_train, 512);
+    assert_true(s.tied);
+    assert_true(s.rope_theta == 5e5f);
+}
+
+static void shape_parse_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec;
+        const char *msg;
+    } bad[] = {
+        {"layers=2,embd=256", "SHAPE must look like"},
+        {"gemma3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512", "lacks 'vocab='"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=3,ff=512,vocab=1000", "kv_heads must divide"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=100", "vocab must be"},
+        {"llama:layers=x,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "not a whole number"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,", "ends with ','"},
+        {"llama:layers=2,layers=3,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "given twice"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,depth=3", "unknown key"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff,vocab=1000", "not key=value"},
+        {"llama:layers=2,embd=250,heads=4,kv_heads=2,ff=512,vocab=1000", "not a multiple"},
+        {"qwen2:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,head_dim=128", "qwen2"},
+        {"llama:layers=99999999999,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "too large"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,tied=2", "0 or 1"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct drv_model_shape s;
+        struct drv_err err;
+        drv_err_init(&err);
+        int rc = drv_shape_resolve(bad[i].spec, &s, &err);
+        if (rc != DRV_EINVAL || strstr(err.msg, bad[i].msg) == NULL)
+            fail_msg("%s: rc %d, '%s', want '%s'", bad[i].spec, rc, err.msg, bad[i].msg);
+    }
+}
+
+static void synth_quant_names(void **state)
+{
+    (void)state;
+    enum drv_synth_quant q;
+    assert_true(drv_synth_quant_parse("Q4_K_M", &q));
+    assert_int_equal(q, DRV_SYNTH_Q4_K_M);
+    assert_int_equal(drv_synth_quant_ftype(q), 15);
+    assert_true(drv_synth_quant_parse("q4_0", &q));
+    assert_int_equal(drv_synth_quant_ftype(q), 2);
+    assert_true(drv_synth_quant_parse("q5_k_m", &q));
+    assert_int_equal(drv_synth_quant_ftype(q), 17);
+    assert_true(drv_synth_quant_parse("q8_0", &q));
+    assert_int_equal(drv_synth_quant_ftype(q), 7);
+    assert_true(drv_synth_quant_parse("f16", &q));
+    assert_int_equal(drv_synth_quant_ftype(q), 1);
+    assert_string_equal(drv_synth_quant_name(q), "f16");
+    assert_false(drv_synth_quant_parse("q4_k", &q));
+    assert_false(drv_synth_quant_parse("", &q));
+}
+
+static uint32_t type_count(const struct drv_gguf_info *in, const char *type)
+{
+    for (int i = 0; i < in->n_types; i++)
+        if (strcmp(in->types[i].type, type) == 0)
+            return in->types[i].n_tensors;
+    return 0;
+}
+
+/* A tiny qwen3 (q/k norms, head_dim != embd/heads) in Q4_K_M reads back exactly. */
+static void synth_writes_what_inspect_reads(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/drover-test-synth-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    struct drv_synth_params p = drv_synth_default_params();
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_parse("qwen3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,"
+                                     "vocab=600,head_dim=128",
+                                     &p.shape, &err),
+                     0);
+    p.quant = DRV_SYNTH_Q4_K_M;
+    p.n_threads = 2;
+    assert_int_equal(drv_synth_write(&p, path, &err), 0);
+    struct drv_gguf_info in;
+    assert_int_equal(drv_gguf_inspect_file(path, &in, &err), 0);
+    unlink(path);
+    assert_string_equal(in.arch, "qwen3");
+    assert_string_equal(in.quant, "Q4_K_M");
+    assert_int_equal(in.n_block, 2);
+    assert_int_equal(in.n_embd, 256);
+    assert_int_equal(in.n_head, 4);
+    assert_int_equal(in.n_head_kv, 2);
+    assert_int_equal(in.head_dim_k, 128);
+    assert_int_equal(in.n_ff, 512);
+    assert_int_equal(in.n_vocab, 600);
+    assert_string_equal(in.tokenizer, "llama");
+    /* token_embd + 2 x (4 norms + q k v o + gate up down) + output_norm + output */
+    assert_int_equal(in.n_tensors, 1 + 2 * 11 + 2);
+    assert_int_equal(in.n_params, drv_shape_params(&p.shape));
+    assert_int_equal(in.tensor_bytes, drv_synth_tensor_bytes(&p));
+    /* llama.cpp's Q4_K_M mix: output q6_K, attn_v and ffn_down of the last layer q6_K */
+    assert_int_equal(type_count(&in, "q6_K"), 3);
+    assert_int_equal(type_count(&in, "f32"), 2 * 4 + 1);
+    assert_int_equal(type_count(&in, "q4_K"), 1 + 7 + 5);
+}
+
+static void synth_fails_cleanly(void **state)
+{
+    (void)state;
+    struct drv_synth_params p = drv_synth_default_params();
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_synth_write(&p, "/tmp/never-written.gguf", &err), DRV_EINVAL);
+    assert_int_equal(access("/tmp/never-written.gguf", F_OK), -1);
+    drv_err_init(&err);
+    p.shape = *drv_catalog_find("smollm2:135m");
+    assert_int_equal(drv_synth_write(&p, "/nonexistent/dir/x.gguf", &err), DRV_EIO);
+    assert_non_null(strstr(err.msg, "/nonexistent/dir/x.gguf"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +378,13 @@ int main(void)
         cmocka_unit_test(flipped_bytes_never_crash),
         cmocka_unit_test(missing_dir_and_text_files),
         cmocka_unit_test(ftype_names),
+        cmocka_unit_test(catalog_lookup),
+        cmocka_unit_test(catalog_close_matches),
+        cmocka_unit_test(shape_parse_ok),
+        cmocka_unit_test(shape_parse_errors),
+        cmocka_unit_test(synth_quant_names),
+        cmocka_unit_test(synth_writes_what_inspect_reads),
+        cmocka_unit_test(synth_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
