@@ -2,6 +2,8 @@
 // (same release, same model, 4 slots each, same threads), as a client sees them.
 //
 // usage: node bench/node-vs-llama-server.mjs [MODEL.gguf] [-n GEN_TOKENS] [-r REPS]
+// Without MODEL it synthesizes llama3.2:1b at Q4_0 (drover synth, random weights:
+// the speed of the real model) into ~/.cache/drover/bench/ once.
 // needs: build/drover and the reference llama-server (scripts/setup --with-reference).
 //
 // For each server and each concurrency (1, then 4): one warm-up, then REPS rounds of
@@ -24,7 +26,17 @@ const opt = (name, def) => {
   return v;
 };
 const nGen = +opt("-n", 128), reps = +opt("-r", 5);
-const model = path.resolve(args[0] || path.join(root, "../shared/models/stories260K.gguf"));
+const drover0 = path.join(root, "build/drover");
+let model = args[0] ? path.resolve(args[0]) : null;
+if (!model) {
+  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(process.env.HOME, ".cache"), "drover/bench");
+  fs.mkdirSync(dir, { recursive: true });
+  model = path.join(dir, "llama3.2-1b-q4_0.gguf");
+  if (!fs.existsSync(model)) {
+    console.error(`synthesizing ${model} (once)`);
+    execFileSync(drover0, ["synth", "llama3.2:1b", "--quant", "q4_0", "-o", model], { stdio: "inherit" });
+  }
+}
 const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
 const llamaServer = path.join(prefix, "bin/llama-server");
 const drover = path.join(root, "build/drover");
