@@ -82,6 +82,25 @@ const struct drv_cmd drv_commands[] = {
      "  -h, --help         show this help\n\n"
      "exit status: 0 ok; 1 unknown NAME, or the file could not be written; 2 bad\n"
      "usage or a bad SHAPE."},
+    {"history", drv_cmd_history, "list past bench runs, newest first",
+     "usage: drover history [--target T] [--model M] [--since D] [--limit N] [--json] [--db "
+     "FILE]\n\n"
+     "Lists the bench runs drover has recorded, newest first: when, target, kind,\n"
+     "model, quantization, the median prompt and generation tokens/s and time to\n"
+     "first token over the run's repetitions, how many repetitions, and whether the\n"
+     "run is the baseline of its target and model. History lives in\n"
+     "$XDG_STATE_HOME/drover/drover.db (default ~/.local/state/drover/drover.db).\n\n"
+     "options:\n"
+     "  --target T   only runs against target T (a URL or node name)\n"
+     "  --model M    only runs of model M\n"
+     "  --since D    only runs since a date (2026-11-01, local midnight) or within an\n"
+     "               age (30m, 24h, 7d, 2w)\n"
+     "  --limit N    at most N runs (default 20)\n"
+     "  --json       print one JSON object, every repetition included\n"
+     "  --db FILE    read this database instead of the default\n"
+     "  -h, --help   show this help\n\n"
+     "exit status: 0 ok (no history yet is ok); 1 the database is not drover's,\n"
+     "corrupt, from a newer drover, or locked; 2 bad usage."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -30,5 +30,6 @@ int drv_cmd_version(int argc, char **argv);
 int drv_cmd_inspect(int argc, char **argv);
 int drv_cmd_serve(int argc, char **argv);
 int drv_cmd_synth(int argc, char **argv);
+int drv_cmd_history(int argc, char **argv);
 
 #endif
