@@ -29,5 +29,6 @@ int drv_cmd_help(int argc, char **argv);
 int drv_cmd_version(int argc, char **argv);
 int drv_cmd_inspect(int argc, char **argv);
 int drv_cmd_serve(int argc, char **argv);
+int drv_cmd_bench(int argc, char **argv);
 
 #endif
