@@ -101,6 +101,37 @@ const struct drv_cmd drv_commands[] = {
      "  -h, --help   show this help\n\n"
      "exit status: 0 ok (no history yet is ok); 1 the database is not drover's,\n"
      "corrupt, from a newer drover, or locked; 2 bad usage."},
+    {"bench", drv_cmd_bench, "measure serving speed of drover, Ollama or llama-server nodes",
+     "usage: drover bench TARGET... [--model M] [-p N] [-n N] [-r N] [--concurrency LIST]\n"
+     "                    [--kind K] [--json|--csv] [--db FILE] [--baseline]\n\n"
+     "Measures each TARGET (a URL, http://host:port) over HTTP the way a user sees it:\n"
+     "prompt processing (pp) and generation (tg) in tokens/s, time to first token\n"
+     "(ttft) and end-to-end latency (e2e). After one warm-up request it makes REPS\n"
+     "requests of about N prompt tokens (a different prompt each time, so prompt\n"
+     "caches do not help) generating N tokens, and shows the median over them with\n"
+     "the spread ((max - min) / median) of tg. tok/s come from the server's own\n"
+     "timings where it gives them (drover, Ollama, llama-server), else from the\n"
+     "client's clock; when both exist and differ by more than 10 %, both are shown.\n"
+     "The kind of server (drover, ollama, llama-server, openai) is detected from\n"
+     "what it answers. With several targets a ratio column compares each to the\n"
+     "first.\n\n"
+     "options:\n"
+     "  -m, --model M        model to measure (default: the target's loaded or only model)\n"
+     "  -p, --prompt-tokens N  prompt length in tokens (default 512)\n"
+     "  -n, --gen-tokens N   tokens to generate per request (default 128)\n"
+     "  -r, --reps N         repetitions after the warm-up (default 5)\n"
+     "  -c, --concurrency L  streams at once, a list: 1,4,8 gives one row per level with\n"
+     "                       tg of all streams together (default 1)\n"
+     "  --kind K             do not detect: drover|ollama|llama-server|openai\n"
+     "  --json               one JSON document with every number and repetition\n"
+     "  --csv                one CSV line per target and level\n"
+     "  --db FILE            history database (default $XDG_STATE_HOME/drover/drover.db)\n"
+     "  --baseline           mark this run as the baseline of its target and model\n"
+     "  -h, --help           show this help\n\n"
+     "A target that cannot be reached or lacks the model is reported and the others\n"
+     "are still measured; one that fails midway keeps the repetitions it finished.\n"
+     "Ctrl-C stops and prints what was measured so far.\n\n"
+     "exit status: 0 at least one target measured; 1 none; 2 bad usage."},
     {NULL, NULL, NULL, NULL},
 };
 

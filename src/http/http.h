@@ -191,4 +191,64 @@ void drv_http_stream_close(struct drv_http_stream *s);
  * noticed within about 200 ms. */
 atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s);
 
+/* ---- client (libcurl) -------------------------------------------------------
+ *
+ * Blocking requests made in the calling thread: one (drv_http_fetch) or several
+ * at once over one curl multi handle (drv_http_fetch_many), each with its own
+ * response. Bodies of 2xx responses can be streamed to a callback chunk by
+ * chunk as they arrive; other bodies are kept (capped) for the error message. */
+
+/* Called with each piece of a 2xx response body as it arrives (pieces are not
+ * aligned to lines or events). Return 0 to go on, nonzero to stop the transfer
+ * (the request then fails with DRV_EIO, "stopped by the receiver"). */
+typedef int (*drv_http_chunk_fn)(void *ud, const char *data, size_t len);
+
+struct drv_http_request {
+    const char *method;         /* "GET", "POST", ...; NULL = POST with a body, GET without */
+    const char *url;            /* absolute http:// or https:// URL; never NULL */
+    const char *body;           /* request body or NULL; copied by libcurl when sent */
+    size_t body_len;            /* bytes of body */
+    const char *content_type;   /* of the body; NULL = application/json */
+    long connect_timeout_ms;    /* TCP connect (and TLS) limit; 0 = 5000 ms */
+    long timeout_ms;            /* whole request limit; 0 = none */
+    size_t max_body_bytes;      /* cap of what is kept in drv_http_response.body; 0 = 8 MiB;
+                                   a longer kept body fails the request with DRV_ETOOBIG */
+    drv_http_chunk_fn on_chunk; /* NULL = keep a 2xx body in response.body too */
+    void *ud;                   /* for on_chunk */
+    const atomic_bool *cancel;  /* NULL, or a flag that aborts the request when it becomes
+                                   true (noticed within about 50 ms) */
+};
+
+/* What came back. Initialise with drv_http_response_init, free with
+ * drv_http_response_release (owns body and headers). */
+struct drv_http_response {
+    long status;            /* HTTP status of the final response; 0 when none came */
+    struct drv_buf body;    /* non-2xx bodies always, 2xx bodies when on_chunk is NULL */
+    struct drv_buf headers; /* the final response's header lines, "Name: value\r\n" each */
+    uint64_t t_start_ns;    /* drv_now_ns() when the request was started */
+    uint64_t t_done_ns;     /* ... and when it ended (ok or not) */
+};
+
+void drv_http_response_init(struct drv_http_response *r);
+void drv_http_response_release(struct drv_http_response *r);
+/* Copies the value of response header `name` (case-insensitive, surrounding
+ * blanks trimmed) into out; false when absent. */
+bool drv_http_response_header(const struct drv_http_response *r, const char *name, char *out,
+                              size_t out_size);
+
+/* Makes one request and waits for it. Returns 0 when a response arrived (any
+ * status: look at resp->status), or: DRV_EUPSTREAM when the peer could not be
+ * reached or broke off (connection refused, timeout, reset; err says which),
+ * DRV_ETOOBIG when a kept body passed max_body_bytes, DRV_EIO when cancelled or
+ * stopped by on_chunk, DRV_EINVAL for a bad URL, DRV_ENOMEM. */
+int drv_http_fetch(const struct drv_http_request *rq, struct drv_http_response *resp,
+                   struct drv_err *err);
+
+/* Makes n requests concurrently in the calling thread and waits for all of
+ * them. rcs[i] and errs[i] get what drv_http_fetch would return for request i
+ * (resps[i] must be initialised). Returns 0, or negative when the transfers
+ * could not be set up at all (then every rcs[i] is that code too). */
+int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_response *resps,
+                        int *rcs, struct drv_err *errs, int n);
+
 #endif

@@ -1253,6 +1253,227 @@ static void bad_listen_address_fails_cleanly(void **state)
     drv_http_server_free(srv);
 }
 
+/* ---- the client (drv_http_fetch, drv_http_fetch_many) ------------------------- */
+
+static void url_of(struct drv_http_server *srv, const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "http://127.0.0.1:%u%s", drv_http_server_port(srv), path);
+}
+
+struct chunks {
+    struct drv_buf got;
+    int calls;
+    int stop_after; /* 0 = never */
+};
+
+static int on_test_chunk(void *ud, const char *data, size_t len)
+{
+    struct chunks *c = ud;
+    c->calls++;
+    drv_buf_append(&c->got, data, len);
+    atomic_fetch_add(&g_received, len);
+    return c->stop_after && c->calls >= c->stop_after;
+}
+
+static void client_get_status_body_headers(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    char url[128];
+    url_of(srv, "/json", url, sizeof(url));
+    struct drv_http_request rq = {.url = url, .timeout_ms = 5000};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"ok\":true}");
+    char v[64];
+    assert_true(drv_http_response_header(&r, "content-type", v, sizeof(v)));
+    assert_string_equal(v, "application/json");
+    assert_false(drv_http_response_header(&r, "X-Nope", v, sizeof(v)));
+    assert_true(r.t_done_ns >= r.t_start_ns && r.t_start_ns > 0);
+
+    /* a non-2xx answer is a response too, its body kept even with a chunk callback */
+    url_of(srv, "/busy", url, sizeof(url));
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    rq.on_chunk = on_test_chunk;
+    rq.ud = &c;
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), 0);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body.data, "busy"));
+    assert_true(drv_http_response_header(&r, "Retry-After", v, sizeof(v)));
+    assert_string_equal(v, "5");
+    assert_int_equal(c.calls, 0);
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void client_post_body_and_cap(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    char url[128];
+    url_of(srv, "/echo", url, sizeof(url));
+    char body[3000];
+    memset(body, 'x', sizeof(body));
+    struct drv_http_request rq = {.url = url, .body = body, .body_len = sizeof(body)};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, sizeof(body));
+    assert_int_equal(atomic_load(&g_handler_calls), 1);
+
+    /* past the body cap: a clear error, not a longer buffer */
+    rq.max_body_bytes = 1000;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), DRV_ETOOBIG);
+    assert_non_null(strstr(err.msg, "larger than 1000 bytes"));
+    assert_true(r.body.len <= 1000);
+    drv_http_response_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void client_streams_chunks_as_they_arrive(void **state)
+{
+    (void)state;
+    /* the lockstep producer writes the next chunk only after the client got the
+     * previous one: a client that waited for the whole body would stall */
+    struct drv_http_server *srv = start(0, 0);
+    char url[128];
+    url_of(srv, "/stream", url, sizeof(url));
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    struct drv_http_request rq = {
+        .url = url, .timeout_ms = 10000, .on_chunk = on_test_chunk, .ud = &c};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(c.calls >= 10);
+    assert_non_null(strstr(c.got.data, "chunk-0\nchunk-1\n"));
+    assert_non_null(strstr(c.got.data, "chunk-9\n"));
+    assert_int_equal(r.body.len, 0); /* it went to the callback */
+    join_producers();
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+
+    /* the callback can stop a transfer */
+    reset_globals();
+    drv_buf_reset(&c.got);
+    c.calls = 0;
+    c.stop_after = 1;
+    atomic_store(&g_prod_go, true);
+    url_of(srv, "/stream?kind=cancel&mode=busy", url, sizeof(url));
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), DRV_EIO);
+    assert_non_null(strstr(err.msg, "stopped by the receiver"));
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_server_free(srv);
+    join_producers();
+}
+
+static void *flip_after_100ms(void *arg)
+{
+    sleep_ms(100);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+static void client_cancel_flag_stops_waiting(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    char url[128];
+    url_of(srv, "/stream?kind=cancel", url, sizeof(url));
+    atomic_bool cancel = false;
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    struct drv_http_request rq = {
+        .url = url, .on_chunk = on_test_chunk, .ud = &c, .cancel = &cancel};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    /* the server sends one line and then nothing: only the flag ends it */
+    struct drv_http_request rqs[1] = {rq};
+    int rc = 0;
+    atomic_store(&cancel, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, flip_after_100ms, &cancel), 0);
+    drv_http_fetch_many(rqs, &r, &rc, &err, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(rc, DRV_EIO);
+    assert_non_null(strstr(err.msg, "cancelled"));
+    assert_non_null(strstr(c.got.data, "hello"));
+    atomic_store(&g_prod_go, true);
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_server_free(srv);
+    join_producers();
+}
+
+static void client_unreachable_and_bad_url(void **state)
+{
+    (void)state;
+    struct drv_http_request rq = {.url = "http://127.0.0.1:1/x", .connect_timeout_ms = 2000};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), DRV_EUPSTREAM);
+    assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+    assert_int_equal(r.status, 0);
+    rq.url = "ftp://127.0.0.1/x";
+    drv_err_init(&err);
+    assert_int_equal(drv_http_fetch(&rq, &r, &err), DRV_EINVAL);
+    drv_http_response_release(&r);
+}
+
+static void client_many_concurrent_streams(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    enum { N = 12 };
+    char urls[N][128];
+    struct drv_http_request rqs[N];
+    struct drv_http_response rs[N];
+    struct chunks cs[N];
+    struct drv_err errs[N];
+    int rcs[N];
+    for (int i = 0; i < N; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/stream?kind=short&id=%d", i);
+        url_of(srv, path, urls[i], sizeof(urls[i]));
+        cs[i] = (struct chunks){.calls = 0};
+        drv_buf_init(&cs[i].got, 4096);
+        rqs[i] = (struct drv_http_request){
+            .url = urls[i], .timeout_ms = 10000, .on_chunk = on_test_chunk, .ud = &cs[i]};
+        drv_http_response_init(&rs[i]);
+        drv_err_init(&errs[i]);
+    }
+    assert_int_equal(drv_http_fetch_many(rqs, rs, rcs, errs, N), 0);
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%d-0;%d-1;%d-2;", i, i, i);
+        assert_int_equal(rcs[i], 0);
+        assert_int_equal(rs[i].status, 200);
+        assert_string_equal(cs[i].got.data, want);
+        drv_buf_release(&cs[i].got);
+        drv_http_response_release(&rs[i]);
+    }
+    drv_http_server_free(srv);
+    join_producers();
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1283,6 +1504,12 @@ int main(void)
         cmocka_unit_test(free_with_parked_deferred_streams),
         cmocka_unit_test(many_concurrent_deferred_requests_complete),
         cmocka_unit_test(bad_listen_address_fails_cleanly),
+        cmocka_unit_test(client_get_status_body_headers),
+        cmocka_unit_test(client_post_body_and_cap),
+        cmocka_unit_test(client_streams_chunks_as_they_arrive),
+        cmocka_unit_test(client_cancel_flag_stops_waiting),
+        cmocka_unit_test(client_unreachable_and_bad_url),
+        cmocka_unit_test(client_many_concurrent_streams),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
