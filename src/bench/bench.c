@@ -86,7 +86,7 @@ static json_t *probe_json(const char *base, const char *path, long timeout_ms, i
     json_t *j = NULL;
     *rc = probe_get(base, path, timeout_ms, &resp, err);
     if (*rc == 0 && resp.status == 200 && resp.body.len)
-        j = json_loadb(resp.body.data, resp.body.len, 0, NULL);
+        j = json_loadb(resp.body.data, resp.body.len, JSON_ALLOW_NUL, NULL);
     drv_http_response_release(&resp);
     if (j && !json_is_object(j)) {
         json_decref(j);
@@ -356,7 +356,7 @@ int drv_bench_parse_event(enum drv_bench_kind kind, const char *json, size_t len
     memset(ev, 0, sizeof(*ev));
     ev->prompt_tokens = ev->pp_tokens = ev->gen_tokens = -1;
     ev->prompt_ms = ev->gen_ms = -1;
-    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *root = json_loadb(json, len, JSON_ALLOW_NUL, NULL); /* a byte token can be NUL */
     if (!json_is_object(root)) {
         json_decref(root);
         return drv_err_set(err, DRV_EFORMAT, "not a JSON object: %.60s", json);

@@ -192,4 +192,11 @@ void drv_bench_write_csv(FILE *f, const struct drv_bench_result *rs, int n);
 int drv_bench_fill_run(const struct drv_bench_result *r, const struct drv_bench_params *p,
                        bool baseline, struct drv_bench_run *run, struct drv_err *err);
 
+/* Compares a run with its baseline (same target+model). Appends one line per
+ * metric and concurrency where this run is slower beyond the run-to-run spread
+ * (every repetition worse than every baseline repetition, medians >= 20 %
+ * apart), e.g. "tg 38.1 tok/s vs baseline 121.0 (-69 %)". Returns how many. */
+int drv_bench_compare(const struct drv_bench_run *cur, const struct drv_bench_run *base,
+                      struct drv_buf *out);
+
 #endif

@@ -1,11 +1,15 @@
 #include "bench/bench.h"
 #include "cmd/cmd.h"
+#include "engine/engine.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_TARGETS 32
@@ -17,8 +21,13 @@ struct bench_opts {
     int n_targets;
     char urls[MAX_TARGETS][256]; /* targets as URLs */
     bool json, csv;
-    const char *db; /* --db FILE: the history store; NULL = the default path */
-    bool baseline;  /* --baseline: mark this run as its target+model's baseline */
+    const char *db;          /* --db FILE: the history store; NULL = the default path */
+    bool baseline;           /* --baseline: mark this run as its target+model's baseline */
+    const char *local;       /* --local FILE.gguf: in-process, no HTTP */
+    int threads;             /* --threads for --local; 0 = physical cores */
+    struct drv_store *store; /* opened on first use */
+    bool store_failed;       /* said why once; the bench goes on without it */
+    struct drv_buf verdicts; /* baseline comparisons, printed after the results */
 };
 
 static atomic_bool g_stop;
@@ -78,22 +87,141 @@ static void progress_clear(struct progress *pr)
     fflush(stderr);
 }
 
-/* Keeps one target's result in the history (drv_store_add_run). Not wired yet:
- * the store lands separately; then this opens o->db (or the default path),
- * adds the run and closes. A store that fails must not lose the printed
- * results: it says why on stderr and the bench goes on. */
-static void bench_store(const struct bench_opts *o, const struct drv_bench_result *r)
+static struct drv_store *store_of(struct bench_opts *o)
+{
+    if (o->store || o->store_failed)
+        return o->store;
+    char path[512];
+    const char *db = o->db ? o->db : drv_store_default_path(path, sizeof(path));
+    struct drv_err err;
+    drv_err_init(&err);
+    if (drv_store_open(db, &o->store, &err) != 0) {
+        /* the results are still printed: a broken history must not lose them */
+        fprintf(stderr, "drover bench: results not kept in the history: %s\n", err.msg);
+        o->store_failed = true;
+        o->store = NULL;
+    }
+    return o->store;
+}
+
+/* Keeps a run in the history and compares it with its target+model's baseline
+ * (the one before it, when this run becomes the new baseline). */
+static void keep_run(struct bench_opts *o, struct drv_bench_run *run)
+{
+    struct drv_store *st = store_of(o);
+    if (st == NULL)
+        return;
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_bench_run base;
+    if (drv_store_get_baseline(st, run->target, run->model, &base, &err) == 0) {
+        struct drv_buf lines;
+        drv_buf_init(&lines, 1 << 16);
+        if (drv_bench_compare(run, &base, &lines) > 0) {
+            char when[32];
+            time_t t = (time_t)base.ts;
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
+            drv_buf_appendf(&o->verdicts, "%s %s is slower than its baseline (%s):\n", run->target,
+                            run->model, when);
+            for (char *l = lines.data; l && *l;) {
+                char *nl = strchr(l, '\n');
+                drv_buf_appendf(&o->verdicts, "  %.*s\n", (int)(nl ? nl - l : (long)strlen(l)), l);
+                l = nl ? nl + 1 : l + strlen(l);
+            }
+        }
+        drv_buf_release(&lines);
+        drv_bench_run_release(&base);
+    }
+    drv_err_init(&err);
+    if (drv_store_add_run(st, run, &err) != 0)
+        fprintf(stderr, "drover bench: %s: not kept in the history: %s\n", run->target, err.msg);
+    else if (run->baseline)
+        drv_buf_appendf(&o->verdicts, "%s %s: this run is now the baseline\n", run->target,
+                        run->model);
+}
+
+static void bench_store(struct bench_opts *o, const struct drv_bench_result *r)
 {
     struct drv_bench_run run;
     struct drv_err err;
     drv_err_init(&err);
     if (drv_bench_fill_run(r, &o->p, o->baseline, &run, &err) != 0)
         return; /* nothing measured: nothing to keep */
-    /* TODO(store): open o->db or drv_store_default_path(), then
-     *   if (drv_store_add_run(store, &run, &err) != 0)
-     *       fprintf(stderr, "drover bench: not stored: %s\n", err.msg);
-     */
+    keep_run(o, &run);
     free(run.reps);
+}
+
+/* --local FILE.gguf: llama.cpp in-process, pp and tg like llama-bench. */
+static int bench_local(struct bench_opts *o)
+{
+    struct drv_local_bench_params lp = drv_local_bench_default_params();
+    lp.n_prompt = o->p.prompt_tokens;
+    lp.n_gen = o->p.gen_tokens;
+    lp.reps = o->p.reps;
+    lp.n_threads = o->threads;
+    struct drv_local_bench_result *r = calloc(1, sizeof(*r));
+    struct drv_err err;
+    drv_err_init(&err);
+    if (r == NULL || drv_engine_bench_local(o->local, &lp, r, &err) != 0) {
+        fprintf(stderr, "drover bench: %s: %s\n", o->local, r ? err.msg : "out of memory");
+        free(r);
+        return 1;
+    }
+    struct drv_bench_stat pp, tg;
+    drv_bench_stat_compute(r->pp_tps, r->reps, &pp);
+    drv_bench_stat_compute(r->tg_tps, r->reps, &tg);
+    const char *base = strrchr(o->local, '/');
+    char model[128];
+    drv_strlcpy(model, base ? base + 1 : o->local, sizeof(model));
+    if (drv_str_has_suffix(model, ".gguf"))
+        model[strlen(model) - 5] = '\0';
+    if (o->json) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:{s:f, s:f, s:f}, "
+                              "s:{s:f, s:f, s:f}, s:i}",
+                              "target", "local", "file", o->local, "model", model, "quantization",
+                              r->info.quant, "threads", r->n_threads, "prompt_tokens", lp.n_prompt,
+                              "gen_tokens", lp.n_gen, "load_ms", r->load_ms, "pp_tps", "median",
+                              pp.median, "min", pp.min, "max", pp.max, "tg_tps", "median",
+                              tg.median, "min", tg.min, "max", tg.max, "reps", r->reps);
+        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (t)
+            printf("%s\n", t);
+        free(t);
+        json_decref(j);
+    } else {
+        printf("%-28s %-8s %7s %10s %10s %9s %9s\n", "model", "quant", "threads", "pp tok/s",
+               "tg tok/s", "pp spread", "tg spread");
+        printf("%-28s %-8s %7d %10.1f %10.1f %8.1f%% %8.1f%%\n", model, r->info.quant, r->n_threads,
+               pp.median, tg.median, pp.spread * 100, tg.spread * 100);
+        printf("in-process through llama.cpp: pp%d / tg%d, random tokens, medians of %d runs "
+               "after a warm-up; loaded in %.0f ms\n",
+               lp.n_prompt, lp.n_gen, r->reps, r->load_ms);
+    }
+    struct drv_bench_run run = {.baseline = o->baseline, .model_size = r->info.file_size};
+    drv_strlcpy(run.target, "local", sizeof(run.target));
+    drv_strlcpy(run.kind, "local", sizeof(run.kind));
+    snprintf(run.engine_version, sizeof(run.engine_version), "llama.cpp in-process");
+    drv_strlcpy(run.model, model, sizeof(run.model));
+    drv_strlcpy(run.quant, r->info.quant, sizeof(run.quant));
+    snprintf(run.params, sizeof(run.params),
+             "{\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"threads\":%d}", lp.n_prompt,
+             lp.n_gen, r->reps, r->n_threads);
+    run.reps = calloc((size_t)r->reps, sizeof(*run.reps));
+    run.n_reps = run.reps ? r->reps : 0;
+    for (int i = 0; i < run.n_reps; i++) {
+        run.reps[i] = (struct drv_bench_rep){.concurrency = 1,
+                                             .pp_tps = r->pp_tps[i],
+                                             .tg_tps = r->tg_tps[i],
+                                             .ttft_ms = -1,
+                                             .e2e_ms = -1,
+                                             .prompt_tokens = lp.n_prompt,
+                                             .gen_tokens = lp.n_gen};
+        drv_strlcpy(run.reps[i].source, "local", sizeof(run.reps[i].source));
+    }
+    keep_run(o, &run);
+    free(run.reps);
+    free(r);
+    return 0;
 }
 
 /* Turns a TARGET argument into a URL: "host:port" gets "http://". NULL when it
@@ -123,6 +251,8 @@ int drv_cmd_bench(int argc, char **argv)
         {"csv", no_argument, NULL, 'C'},
         {"db", required_argument, NULL, 'd'},
         {"baseline", no_argument, NULL, 'b'},
+        {"local", required_argument, NULL, 'L'},
+        {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -187,6 +317,15 @@ int drv_cmd_bench(int argc, char **argv)
         case 'b':
             o->baseline = true;
             break;
+        case 'L':
+            o->local = optarg;
+            break;
+        case 't':
+            if (!parse_int(optarg, 1, 1024, &o->threads)) {
+                status = drv_cmd_bad_usage(self, "--threads wants 1..1024, not '%s'", optarg);
+                goto out;
+            }
+            break;
         case 'h':
             drv_cmd_usage(self, stdout);
             status = 0;
@@ -198,6 +337,17 @@ int drv_cmd_bench(int argc, char **argv)
     }
     if (o->json && o->csv) {
         status = drv_cmd_bad_usage(self, "--json and --csv exclude each other");
+        goto out;
+    }
+    drv_buf_init(&o->verdicts, 1 << 20);
+    if (o->local) {
+        if (optind != argc) {
+            status = drv_cmd_bad_usage(self, "--local takes a GGUF file, not targets");
+            goto out;
+        }
+        status = bench_local(o);
+        if (o->verdicts.len)
+            fputs(o->verdicts.data, o->json ? stderr : stdout);
         goto out;
     }
     if (optind == argc) {
@@ -256,6 +406,8 @@ int drv_cmd_bench(int argc, char **argv)
     } else {
         drv_bench_write_table(stdout, rs, n_done);
     }
+    if (o->verdicts.len)
+        fputs(o->verdicts.data, o->json || o->csv ? stderr : stdout);
     if (atomic_load(&g_stop))
         fprintf(stderr, "drover bench: interrupted; %d of %d target%s measured\n", measured,
                 o->n_targets, o->n_targets == 1 ? "" : "s");
@@ -264,6 +416,8 @@ int drv_cmd_bench(int argc, char **argv)
     free(rs);
     status = measured > 0 ? 0 : 1;
 out:
+    drv_buf_release(&o->verdicts);
+    drv_store_close(o->store);
     free(o);
     return status;
 }

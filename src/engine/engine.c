@@ -519,6 +519,29 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
     return 0;
 }
 
+void drv_engine_evict_over_limit(struct drv_engine *e)
+{
+    int loaded = 0;
+    for (int i = 0; i < e->n_models; i++)
+        loaded += e->models[i]->state != DRV_MODEL_UNLOADED && !e->models[i]->stop;
+    for (; loaded > e->p.max_loaded; loaded--) {
+        struct drv_emodel *lru = NULL;
+        for (int i = 0; i < e->n_models; i++) {
+            struct drv_emodel *m = e->models[i];
+            if (m->state != DRV_MODEL_READY || m->stop || m->n_active || m->n_queued)
+                continue;
+            if (lru == NULL || m->last_used_ns < lru->last_used_ns)
+                lru = m;
+        }
+        if (lru == NULL)
+            return;
+        drv_log(DRV_LOG_INFO, "unloading %s: more than %d models loaded", lru->name,
+                e->p.max_loaded);
+        lru->stop = true;
+        pthread_cond_signal(&lru->cond);
+    }
+}
+
 static int engine_generate(struct drv_backend *b, const struct drv_gen_request *req,
                            drv_gen_sink sink, void *sink_ud, struct drv_err *err)
 {

@@ -120,6 +120,9 @@ void drv_job_free(struct drv_job *j);
 void drv_job_fail(struct drv_job *j, const char *model, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int64_t drv_wall_ms(void);
+/* With e->mu held: while more models are loaded than max_loaded, asks the least
+ * recently used idle one to unload. */
+void drv_engine_evict_over_limit(struct drv_engine *e);
 /* Initialises llama.cpp's backends and log routing once per process. */
 void drv_engine_init_llama(void);
 /* The last error line llama.cpp logged on this thread ("" when none). */

@@ -8,9 +8,12 @@
 
 struct drv_local_bench_params drv_local_bench_default_params(void)
 {
-    struct drv_local_bench_params p = {
-        .n_prompt = 512, .n_gen = 128, .reps = 5, .n_threads = 0, .n_gpu_layers = -1,
-        .n_batch = 512};
+    struct drv_local_bench_params p = {.n_prompt = 512,
+                                       .n_gen = 128,
+                                       .reps = 5,
+                                       .n_threads = 0,
+                                       .n_gpu_layers = -1,
+                                       .n_batch = 512};
     return p;
 }
 
@@ -80,14 +83,13 @@ int drv_engine_bench_local(const char *path, const struct drv_local_bench_params
     struct llama_context *ctx = llama_init_from_model(lm, cp);
     if (ctx == NULL) {
         llama_model_free(lm);
-        return drv_err_set(err, DRV_ENOMEM, "llama.cpp could not create a context for %s",
-                           path);
+        return drv_err_set(err, DRV_ENOMEM, "llama.cpp could not create a context for %s", path);
     }
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(lm));
     unsigned seed = 42;
     /* warm-up: caches, thread pools, repacked weights */
-    double w1 = timed_decode(ctx, n_vocab, p->n_prompt < 32 ? p->n_prompt : 32, false,
-                             p->n_batch, &seed);
+    double w1 =
+        timed_decode(ctx, n_vocab, p->n_prompt < 32 ? p->n_prompt : 32, false, p->n_batch, &seed);
     double w2 = timed_decode(ctx, n_vocab, 4, true, p->n_batch, &seed);
     rc = w1 < 0 || w2 < 0 ? DRV_EUPSTREAM : 0;
     for (int r = 0; rc == 0 && r < p->reps; r++) {

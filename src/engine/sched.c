@@ -629,13 +629,21 @@ static bool wait_for_work(struct drv_emodel *m)
 {
     struct drv_engine *e = m->engine;
     for (;;) {
-        if (m->stop)
-            return false;
+        if (m->stop) {
+            if (e->closing || m->q_head == NULL)
+                return false;
+            m->stop = false; /* asked to unload, but a request came: keep serving */
+        }
         take_queued(m);
         if (m->n_active > 0 || m->cq_head)
             return true;
         set_expiry(m);
         if (m->keep_alive_ms == 0)
+            return false;
+        /* more models loaded than --max-loaded (one loaded while all were busy):
+         * now that this one idles, unload the least recently used idle one */
+        drv_engine_evict_over_limit(e);
+        if (m->stop)
             return false;
         if (m->expires_at_ms == 0) {
             pthread_cond_wait(&m->cond, &e->mu);
@@ -906,9 +914,10 @@ static void run_embed(struct drv_emodel *m, struct drv_job *j)
     drv_job_free(j);
 }
 
-void *drv_sched_main(void *arg)
+/* Loads the model; on failure every queued request gets the reason. Returns
+ * false when it failed (e->mu not held either way). */
+static bool sched_load(struct drv_emodel *m)
 {
-    struct drv_emodel *m = arg;
     struct drv_engine *e = m->engine;
     uint64_t t0 = drv_now_ns();
     struct drv_err err;
@@ -916,7 +925,6 @@ void *drv_sched_main(void *arg)
     drv_log(DRV_LOG_INFO, "loading %s from %s", m->name, m->path);
     int rc = load_model(m, &err);
     uint64_t t1 = drv_now_ns();
-
     pthread_mutex_lock(&e->mu);
     if (rc != 0) {
         struct drv_job *q = m->q_head;
@@ -931,15 +939,23 @@ void *drv_sched_main(void *arg)
             drv_job_fail(q, m->name, 500, "failed to load model \"%s\": %s", m->name, err.msg);
             q = next;
         }
-        return NULL;
+        return false;
     }
     m->state = DRV_MODEL_READY;
     for (struct drv_job *j = m->q_head; j; j = j->next)
         j->load_ns = t1 - (j->t_arrival > t0 ? j->t_arrival : t0);
+    pthread_mutex_unlock(&e->mu);
     drv_log(DRV_LOG_INFO, "loaded %s in %.2f s: %d slots x %u tokens", m->name,
             (double)(t1 - t0) / 1e9, m->n_slots, m->n_ctx_slot);
+    return true;
+}
 
+/* Serves until the model should unload (keep_alive, eviction, shutdown). */
+static void sched_serve(struct drv_emodel *m)
+{
+    struct drv_engine *e = m->engine;
     struct llama_batch batch = llama_batch_init((int32_t)e->p.n_batch + m->n_slots, 0, 1);
+    pthread_mutex_lock(&e->mu);
     for (;;) {
         if (!wait_for_work(m))
             break;
@@ -973,10 +989,15 @@ void *drv_sched_main(void *arg)
         step(m, &batch);
         pthread_mutex_lock(&e->mu);
     }
-    /* unloading: e->mu held */
-    struct drv_job *q = m->q_head, *cq = m->cq_head;
-    m->q_head = m->q_tail = m->cq_head = NULL;
-    m->n_queued = 0;
+    /* e->mu held. Only a shutdown stops a model with requests running or
+     * queued; they end now. Requests queued otherwise stay for the reload. */
+    struct drv_job *cq = m->cq_head, *q = NULL;
+    m->cq_head = NULL;
+    if (e->closing) {
+        q = m->q_head;
+        m->q_head = m->q_tail = NULL;
+        m->n_queued = 0;
+    }
     pthread_mutex_unlock(&e->mu);
     end_cancelled(m, cq);
     for (int i = 0; i < m->n_slots; i++)
@@ -984,18 +1005,36 @@ void *drv_sched_main(void *arg)
             slot_finish(m, &m->slots[i], "cancel");
     while (q) {
         struct drv_job *next = q->next;
-        drv_job_fail(q, m->name, 503, "model \"%s\" was unloaded", m->name);
+        drv_job_fail(q, m->name, 503, "server is shutting down");
         q = next;
     }
     llama_batch_free(batch);
-    unload_model(m);
-    drv_log(DRV_LOG_INFO, "unloaded %s", m->name);
-    pthread_mutex_lock(&e->mu);
-    m->state = DRV_MODEL_UNLOADED;
-    m->thread_running = false;
-    m->size_resident = m->size_vram = 0;
-    m->expires_at_ms = 0;
-    pthread_cond_broadcast(&e->idle_cond);
-    pthread_mutex_unlock(&e->mu);
-    return NULL;
+}
+
+void *drv_sched_main(void *arg)
+{
+    struct drv_emodel *m = arg;
+    struct drv_engine *e = m->engine;
+    for (;;) {
+        if (!sched_load(m))
+            return NULL;
+        sched_serve(m);
+        unload_model(m);
+        drv_log(DRV_LOG_INFO, "unloaded %s", m->name);
+        pthread_mutex_lock(&e->mu);
+        m->size_resident = m->size_vram = 0;
+        m->expires_at_ms = 0;
+        if (m->q_head && !e->closing) {
+            /* requests came while it was unloading: load it again for them */
+            m->stop = false;
+            m->state = DRV_MODEL_LOADING;
+            pthread_mutex_unlock(&e->mu);
+            continue;
+        }
+        m->state = DRV_MODEL_UNLOADED;
+        m->thread_running = false;
+        pthread_cond_broadcast(&e->idle_cond);
+        pthread_mutex_unlock(&e->mu);
+        return NULL;
+    }
 }
