@@ -1,0 +1,88 @@
+// bench/bench-accuracy.mjs — drover bench beside llama.cpp's own llama-bench, in one run.
+//
+// usage: node bench/bench-accuracy.mjs [MODEL.gguf] [-p 512] [-n 128] [-r 5] [-t THREADS]
+// needs: build/drover and the reference tools (scripts/setup --with-reference).
+// Without MODEL it uses (and once synthesizes) llama3.2:1b Q4_0 as
+// bench/node-vs-llama-server.mjs does.
+//
+// Measures on the same model and threads: llama-bench pp/tg; `drover bench --local`
+// (in-process, same method); `drover bench` against a llama-server of the model (over
+// HTTP, server-reported timings). Prints each with its ratio to llama-bench.
+// Targets (issue #4): --local tg within 5 % of llama-bench, pp within 10 %.
+import { spawn, execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
+import fs from "node:fs";
+import os from "node:os";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  if (i < 0) return def;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const P = +opt("-p", 512), N = +opt("-n", 128), R = +opt("-r", 5);
+const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
+const drover = path.join(root, "build/drover");
+const tOpt = opt("-t", null);
+const threads = tOpt ? +tOpt : physicalCores();
+let model = args[0] ? path.resolve(args[0]) : null;
+if (!model) {
+  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "drover/bench");
+  fs.mkdirSync(dir, { recursive: true });
+  model = path.join(dir, "llama3.2-1b-q4_0.gguf");
+  if (!fs.existsSync(model))
+    execFileSync(drover, ["synth", "llama3.2:1b", "--quant", "q4_0", "-o", model], { stdio: "inherit" });
+}
+
+function physicalCores() {
+  const info = fs.readFileSync("/proc/cpuinfo", "utf8").split("\n\n");
+  const cores = new Set(info.filter((b) => b.includes("core id")).map((b) =>
+    (b.match(/physical id\s*:\s*(\d+)/) || [0, 0])[1] + ":" + b.match(/core id\s*:\s*(\d+)/)[1]));
+  return cores.size || os.cpus().length;
+}
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+// 1. llama-bench
+const lb = JSON.parse(execFileSync(path.join(prefix, "bin/llama-bench"),
+  ["-m", model, "-p", String(P), "-n", String(N), "-r", String(R), "-t", String(threads), "-o", "json"],
+  { stdio: ["ignore", "pipe", "ignore"] }).toString());
+const lbPP = median(lb.find((x) => x.n_prompt === P && x.n_gen === 0).samples_ts);
+const lbTG = median(lb.find((x) => x.n_gen === N && x.n_prompt === 0).samples_ts);
+
+// 2. drover bench --local (kept out of the user's history)
+const tmpdb = path.join(os.tmpdir(), `drover-bench-accuracy-${process.pid}.db`);
+const loc = JSON.parse(execFileSync(drover, ["bench", "--local", model, "-p", String(P), "-n", String(N),
+  "-r", String(R), "--threads", String(threads), "--json", "--db", tmpdb], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+
+// 3. drover bench against llama-server
+const port = 18500 + Math.floor(Math.random() * 500);
+const ls = spawn(path.join(prefix, "bin/llama-server"), ["-m", model, "--host", "127.0.0.1", "--port", String(port),
+  "-np", "1", "-c", String(P + N + 256), "-t", String(threads), "-b", "512", "-ub", "512", "--no-webui"],
+  { stdio: ["ignore", "ignore", "ignore"] });
+let http = null;
+try {
+  for (let i = 0; i < 600; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break; } catch {}
+    await sleep(100);
+  }
+  const out = execFileSync(drover, ["bench", `http://127.0.0.1:${port}`, "-p", String(P), "-n", String(N),
+    "-r", String(R), "--json", "--db", tmpdb], { stdio: ["ignore", "pipe", "ignore"] }).toString();
+  const lv = JSON.parse(out).targets[0].levels[0];
+  http = { pp: lv.pp_tps.median, tg: lv.tg_tps.median };
+} finally {
+  ls.kill();
+  fs.rmSync(tmpdb, { force: true });
+  fs.rmSync(tmpdb + "-wal", { force: true });
+  fs.rmSync(tmpdb + "-shm", { force: true });
+}
+
+const row = (name, pp, tg) => console.log(`${name.padEnd(34)} ${pp.toFixed(1).padStart(9)} ${tg.toFixed(2).padStart(9)} ${(pp / lbPP).toFixed(3).padStart(9)} ${(tg / lbTG).toFixed(3).padStart(9)}`);
+console.log(`model ${path.basename(model)}, pp${P} tg${N}, ${R} reps, ${threads} threads (medians)`);
+console.log(`${"measured by".padEnd(34)} ${"pp tok/s".padStart(9)} ${"tg tok/s".padStart(9)} ${"pp ratio".padStart(9)} ${"tg ratio".padStart(9)}`);
+row("llama-bench", lbPP, lbTG);
+row("drover bench --local", loc.pp_tps.median, loc.tg_tps.median);
+if (http) row("drover bench -> llama-server (HTTP)", http.pp, http.tg);
