@@ -47,11 +47,13 @@ function physicalCores() {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 // 1. llama-bench
+// depth 0 (llama-bench's usual numbers) and depth P: a server generates after the
+// P-token prompt, so its tg is compared with llama-bench's tg at that depth
 const lb = JSON.parse(execFileSync(path.join(prefix, "bin/llama-bench"),
-  ["-m", model, "-p", String(P), "-n", String(N), "-r", String(R), "-t", String(threads), "-o", "json"],
-  { stdio: ["ignore", "pipe", "ignore"] }).toString());
-const lbPP = median(lb.find((x) => x.n_prompt === P && x.n_gen === 0).samples_ts);
-const lbTG = median(lb.find((x) => x.n_gen === N && x.n_prompt === 0).samples_ts);
+  ["-m", model, "-p", String(P), "-n", String(N), "-r", String(R), "-t", String(threads),
+   "-d", `0,${P}`, "-o", "json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+const lbAt = (np, ng, d) => median(lb.find((x) => x.n_prompt === np && x.n_gen === ng && (x.n_depth || 0) === d).samples_ts);
+const lbPP = lbAt(P, 0, 0), lbTG = lbAt(0, N, 0), lbTGd = lbAt(0, N, P);
 
 // 2. drover bench --local (kept out of the user's history)
 const tmpdb = path.join(os.tmpdir(), `drover-bench-accuracy-${process.pid}.db`);
@@ -80,9 +82,11 @@ try {
   fs.rmSync(tmpdb + "-shm", { force: true });
 }
 
-const row = (name, pp, tg) => console.log(`${name.padEnd(34)} ${pp.toFixed(1).padStart(9)} ${tg.toFixed(2).padStart(9)} ${(pp / lbPP).toFixed(3).padStart(9)} ${(tg / lbTG).toFixed(3).padStart(9)}`);
+const row = (name, pp, tg, tgRef) => console.log(`${name.padEnd(40)} ${pp.toFixed(1).padStart(9)} ${tg.toFixed(2).padStart(9)} ${(pp / lbPP).toFixed(3).padStart(9)} ${(tg / tgRef).toFixed(3).padStart(9)}`);
 console.log(`model ${path.basename(model)}, pp${P} tg${N}, ${R} reps, ${threads} threads (medians)`);
-console.log(`${"measured by".padEnd(34)} ${"pp tok/s".padStart(9)} ${"tg tok/s".padStart(9)} ${"pp ratio".padStart(9)} ${"tg ratio".padStart(9)}`);
-row("llama-bench", lbPP, lbTG);
-row("drover bench --local", loc.pp_tps.median, loc.tg_tps.median);
-if (http) row("drover bench -> llama-server (HTTP)", http.pp, http.tg);
+console.log(`${"measured by".padEnd(40)} ${"pp tok/s".padStart(9)} ${"tg tok/s".padStart(9)} ${"pp ratio".padStart(9)} ${"tg ratio".padStart(9)}`);
+row("llama-bench", lbPP, lbTG, lbTG);
+row("drover bench --local", loc.pp_tps.median, loc.tg_tps.median, lbTG);
+row(`llama-bench tg${N} at depth ${P}`, lbPP, lbTGd, lbTGd);
+if (http) row(`drover bench -> llama-server (vs depth ${P})`, http.pp, http.tg, lbTGd);
+console.log("ratios against llama-bench; a server generates after the prompt, so its tg is compared with llama-bench at that depth");

@@ -75,17 +75,16 @@ int drv_bench_compare(const struct drv_bench_run *cur, const struct drv_bench_ru
             struct range b = metric_range(base, levels[l], metrics[m].off);
             if (c.n == 0 || b.n == 0 || b.median <= 0)
                 continue;
-            bool worse = metrics[m].lower_is_better
-                             ? c.min > b.max && c.median >= b.median * 1.25
-                             : c.max < b.min && c.median <= b.median * 0.80;
+            bool worse = metrics[m].lower_is_better ? c.min > b.max && c.median >= b.median * 1.25
+                                                    : c.max < b.min && c.median <= b.median * 0.80;
             if (!worse)
                 continue;
             double pct = (c.median - b.median) / b.median * 100;
             char streams[32] = "";
             if (levels[l] > 1)
                 snprintf(streams, sizeof(streams), " at %d streams", levels[l]);
-            drv_buf_appendf(out, "%s %.1f %s vs baseline %.1f (%+.0f %%)%s\n",
-                            metrics[m].name, c.median, metrics[m].unit, b.median, pct, streams);
+            drv_buf_appendf(out, "%s %.1f %s vs baseline %.1f (%+.0f %%)%s\n", metrics[m].name,
+                            c.median, metrics[m].unit, b.median, pct, streams);
             found++;
         }
     }

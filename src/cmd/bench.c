@@ -1,6 +1,7 @@
 #include "bench/bench.h"
 #include "cmd/cmd.h"
 #include "engine/engine.h"
+#include "base/config.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@ struct bench_opts {
     const char *db;          /* --db FILE: the history store; NULL = the default path */
     bool baseline;           /* --baseline: mark this run as its target+model's baseline */
     const char *local;       /* --local FILE.gguf: in-process, no HTTP */
+    const char *config;      /* --config FILE: where node names are looked up */
     int threads;             /* --threads for --local; 0 = physical cores */
     struct drv_store *store; /* opened on first use */
     bool store_failed;       /* said why once; the bench goes on without it */
@@ -151,6 +153,32 @@ static void bench_store(struct bench_opts *o, const struct drv_bench_result *r)
     free(run.reps);
 }
 
+/* This machine in one line: CPU model, physical cores, memory. */
+static void local_hw(char *out, size_t size)
+{
+    char cpu[128] = "unknown CPU", line[256];
+    unsigned long long mem_kb = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        char *v = strchr(line, ':');
+        if (v && strncmp(line, "model name", 10) == 0) {
+            drv_strlcpy(cpu, v + 2, sizeof(cpu));
+            cpu[strcspn(cpu, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemTotal: %llu kB", &mem_kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    snprintf(out, size, "%s, %d cores, %.0f GiB", cpu, drv_physical_cores(),
+             (double)mem_kb / (1024.0 * 1024.0));
+}
+
 /* --local FILE.gguf: llama.cpp in-process, pp and tg like llama-bench. */
 static int bench_local(struct bench_opts *o)
 {
@@ -203,6 +231,7 @@ static int bench_local(struct bench_opts *o)
     snprintf(run.engine_version, sizeof(run.engine_version), "llama.cpp in-process");
     drv_strlcpy(run.model, model, sizeof(run.model));
     drv_strlcpy(run.quant, r->info.quant, sizeof(run.quant));
+    local_hw(run.hw, sizeof(run.hw));
     snprintf(run.params, sizeof(run.params),
              "{\"prompt_tokens\":%d,\"gen_tokens\":%d,\"reps\":%d,\"threads\":%d}", lp.n_prompt,
              lp.n_gen, r->reps, r->n_threads);
@@ -224,12 +253,16 @@ static int bench_local(struct bench_opts *o)
     return 0;
 }
 
-/* Turns a TARGET argument into a URL: "host:port" gets "http://". NULL when it
- * is neither (configured node names come later). */
-static const char *target_url(const char *arg, char *out, size_t size)
+/* Turns a TARGET argument into a URL: a URL as is, "host:port" with http://,
+ * else the url of the node of that name in drover.conf ([node NAME] url = ...).
+ * NULL when it is none of these. */
+static const char *target_url(const char *arg, const struct drv_config *cfg, char *out, size_t size)
 {
+    const char *node_url = drv_config_get(cfg, "node", arg, "url");
     if (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0)
         drv_strlcpy(out, arg, size);
+    else if (node_url)
+        drv_strlcpy(out, node_url, size);
     else if (strchr(arg, ':') && !strchr(arg, '/'))
         snprintf(out, size, "http://%s", arg);
     else
@@ -252,6 +285,7 @@ int drv_cmd_bench(int argc, char **argv)
         {"db", required_argument, NULL, 'd'},
         {"baseline", no_argument, NULL, 'b'},
         {"local", required_argument, NULL, 'L'},
+        {"config", required_argument, NULL, 'F'},
         {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -262,6 +296,7 @@ int drv_cmd_bench(int argc, char **argv)
         return 1;
     }
     o->p = drv_bench_default_params();
+    struct drv_config *cfg = NULL;
     int c, status = 2;
     opterr = 0;
     optind = 1;
@@ -320,6 +355,9 @@ int drv_cmd_bench(int argc, char **argv)
         case 'L':
             o->local = optarg;
             break;
+        case 'F':
+            o->config = optarg;
+            break;
         case 't':
             if (!parse_int(optarg, 1, 1024, &o->threads)) {
                 status = drv_cmd_bad_usage(self, "--threads wants 1..1024, not '%s'", optarg);
@@ -354,13 +392,23 @@ int drv_cmd_bench(int argc, char **argv)
         status = drv_cmd_bad_usage(self, "missing TARGET");
         goto out;
     }
+    char cpath[512];
+    const char *cfile = o->config ? o->config : drv_config_default_path(cpath, sizeof(cpath));
+    struct drv_err cerr;
+    drv_err_init(&cerr);
+    if (drv_config_load(cfile, &cfg, &cerr) != 0 && (o->config || cerr.code != DRV_ENOENT)) {
+        fprintf(stderr, "drover bench: %s\n", cerr.msg);
+        status = 1;
+        goto out;
+    }
     for (int i = optind; i < argc; i++) {
         if (o->n_targets == MAX_TARGETS) {
             status = drv_cmd_bad_usage(self, "at most %d targets", MAX_TARGETS);
             goto out;
         }
-        if (target_url(argv[i], o->urls[o->n_targets], sizeof(o->urls[0])) == NULL) {
-            status = drv_cmd_bad_usage(self, "'%s' is not a URL (http://host:port)", argv[i]);
+        if (target_url(argv[i], cfg, o->urls[o->n_targets], sizeof(o->urls[0])) == NULL) {
+            status = drv_cmd_bad_usage(
+                self, "'%s' is neither a URL (http://host:port) nor a node in %s", argv[i], cfile);
             goto out;
         }
         o->targets[o->n_targets] = o->urls[o->n_targets];
@@ -416,6 +464,7 @@ int drv_cmd_bench(int argc, char **argv)
     free(rs);
     status = measured > 0 ? 0 : 1;
 out:
+    drv_config_free(cfg);
     drv_buf_release(&o->verdicts);
     drv_store_close(o->store);
     free(o);

@@ -12,33 +12,69 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Prometheus text for /metrics. */
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static int put_label(struct drv_buf *out, const char *v)
+{
+    int rc = 0;
+    for (const char *p = v; rc == 0 && *p; p++)
+        rc = *p == '\\'   ? drv_buf_append(out, "\\\\", 2)
+             : *p == '"'  ? drv_buf_append(out, "\\\"", 2)
+             : *p == '\n' ? drv_buf_append(out, "\\n", 2)
+                          : drv_buf_append(out, p, 1);
+    return rc;
+}
+
+/* Prometheus text for /metrics: totals, then one series per model. */
 static int engine_metrics(void *ud, struct drv_buf *out)
 {
-    struct drv_engine_metrics m;
-    drv_engine_metrics(ud, &m);
-    return drv_buf_appendf(
-        out,
-        "# HELP drover_requests_total Generation requests accepted.\n"
-        "# TYPE drover_requests_total counter\n"
-        "drover_requests_total %llu\n"
-        "# HELP drover_prompt_tokens_total Prompt tokens processed.\n"
-        "# TYPE drover_prompt_tokens_total counter\n"
-        "drover_prompt_tokens_total %llu\n"
-        "# HELP drover_tokens_predicted_total Tokens generated.\n"
-        "# TYPE drover_tokens_predicted_total counter\n"
-        "drover_tokens_predicted_total %llu\n"
-        "# HELP drover_busy_slots Slots generating or processing a prompt.\n"
-        "# TYPE drover_busy_slots gauge\n"
-        "drover_busy_slots %d\n"
-        "# HELP drover_queue_depth Requests waiting for a slot.\n"
-        "# TYPE drover_queue_depth gauge\n"
-        "drover_queue_depth %d\n"
-        "# HELP drover_loaded_models Models loaded.\n"
-        "# TYPE drover_loaded_models gauge\n"
-        "drover_loaded_models %d\n",
-        (unsigned long long)m.requests_total, (unsigned long long)m.prompt_tokens_total,
-        (unsigned long long)m.generated_tokens_total, m.busy_slots, m.queued, m.loaded_models);
+    static const struct {
+        const char *name, *type, *help;
+    } series[] = {
+        {"drover_requests_total", "counter", "Generation and embedding requests accepted."},
+        {"drover_prompt_tokens_total", "counter", "Prompt tokens evaluated."},
+        {"drover_tokens_predicted_total", "counter", "Tokens generated."},
+        {"drover_busy_slots", "gauge", "Slots running a request."},
+        {"drover_queue_depth", "gauge", "Requests waiting for a slot."},
+        {"drover_model_loaded", "gauge", "1 when the model is loaded."},
+    };
+    struct drv_engine_metrics t;
+    drv_engine_metrics(ud, &t);
+    struct drv_engine_model_metrics mm[64];
+    int n = drv_engine_model_metrics(ud, mm, 64);
+    if (n > 64)
+        n = 64;
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < sizeof(series) / sizeof(series[0]); k++) {
+        unsigned long long total[] = {t.requests_total,
+                                      t.prompt_tokens_total,
+                                      t.generated_tokens_total,
+                                      (unsigned long long)t.busy_slots,
+                                      (unsigned long long)t.queued,
+                                      0};
+        rc = drv_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help,
+                             series[k].name, series[k].type);
+        if (rc == 0 && k < 5)
+            rc = drv_buf_appendf(out, "%s %llu\n", series[k].name, total[k]);
+        for (int i = 0; rc == 0 && i < n; i++) {
+            unsigned long long v[] = {mm[i].requests,
+                                      mm[i].prompt_tokens,
+                                      mm[i].generated_tokens,
+                                      (unsigned long long)mm[i].busy_slots,
+                                      (unsigned long long)mm[i].queued,
+                                      mm[i].loaded};
+            rc = drv_buf_appendf(out, "%s{model=\"", series[k].name);
+            if (rc == 0)
+                rc = put_label(out, mm[i].name);
+            if (rc == 0)
+                rc = drv_buf_appendf(out, "\"} %llu\n", v[k]);
+        }
+    }
+    if (rc == 0)
+        rc = drv_buf_appendf(out,
+                             "# HELP drover_loaded_models Models loaded.\n"
+                             "# TYPE drover_loaded_models gauge\ndrover_loaded_models %d\n",
+                             t.loaded_models);
+    return rc;
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *out)

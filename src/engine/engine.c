@@ -490,7 +490,7 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
     m->q_tail = j;
     m->n_queued++;
     m->last_used_ns = j->t_arrival;
-    atomic_fetch_add(&e->requests_total, 1);
+    atomic_fetch_add(&m->requests, 1);
     if (!m->thread_running) {
         /* joins a thread that unloaded itself and exited */
         if (m->state == DRV_MODEL_UNLOADED && m->thread) {
@@ -725,14 +725,38 @@ void drv_engine_free(struct drv_engine *e)
 void drv_engine_metrics(struct drv_engine *e, struct drv_engine_metrics *out)
 {
     memset(out, 0, sizeof(*out));
-    out->requests_total = atomic_load(&e->requests_total);
-    out->prompt_tokens_total = atomic_load(&e->prompt_tokens_total);
-    out->generated_tokens_total = atomic_load(&e->generated_tokens_total);
+    struct drv_engine_model_metrics mm;
     pthread_mutex_lock(&e->mu);
     for (int i = 0; i < e->n_models; i++) {
-        out->busy_slots += e->models[i]->n_active;
-        out->queued += e->models[i]->n_queued;
-        out->loaded_models += e->models[i]->state == DRV_MODEL_READY;
+        drv_engine_model_metrics_of(e->models[i], &mm);
+        out->requests_total += mm.requests;
+        out->prompt_tokens_total += mm.prompt_tokens;
+        out->generated_tokens_total += mm.generated_tokens;
+        out->busy_slots += mm.busy_slots;
+        out->queued += mm.queued;
+        out->loaded_models += mm.loaded;
     }
     pthread_mutex_unlock(&e->mu);
+}
+
+/* With e->mu held. */
+void drv_engine_model_metrics_of(const struct drv_emodel *m, struct drv_engine_model_metrics *out)
+{
+    drv_strlcpy(out->name, m->name, sizeof(out->name));
+    out->requests = atomic_load(&m->requests);
+    out->prompt_tokens = atomic_load(&m->prompt_tokens);
+    out->generated_tokens = atomic_load(&m->generated_tokens);
+    out->busy_slots = m->n_active;
+    out->queued = m->n_queued;
+    out->loaded = m->state == DRV_MODEL_READY;
+}
+
+int drv_engine_model_metrics(struct drv_engine *e, struct drv_engine_model_metrics *out, int cap)
+{
+    pthread_mutex_lock(&e->mu);
+    int n = e->n_models;
+    for (int i = 0; i < n && i < cap; i++)
+        drv_engine_model_metrics_of(e->models[i], &out[i]);
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }

@@ -73,6 +73,16 @@ struct drv_engine_metrics {
 };
 void drv_engine_metrics(struct drv_engine *e, struct drv_engine_metrics *out);
 
+/* The same, per registered model. */
+struct drv_engine_model_metrics {
+    char name[128];
+    uint64_t requests, prompt_tokens, generated_tokens;
+    int busy_slots, queued;
+    bool loaded;
+};
+/* Fills up to cap entries; returns how many models there are. */
+int drv_engine_model_metrics(struct drv_engine *e, struct drv_engine_model_metrics *out, int cap);
+
 /* ---- in-process speed (engine/localbench.c): `drover bench --local` ---- */
 
 #define DRV_LOCAL_BENCH_MAX_REPS 100

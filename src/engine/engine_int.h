@@ -85,6 +85,7 @@ struct drv_emodel {
     int64_t keep_alive_ms; /* from the most recent request */
     int64_t expires_at_ms; /* wall clock; 0 = never */
     uint32_t n_ctx_slot;
+    atomic_uint_fast64_t requests, prompt_tokens, generated_tokens; /* for /metrics */
     uint64_t size_resident;
     uint64_t size_vram;
     /* owned by the scheduler thread */
@@ -111,7 +112,6 @@ struct drv_engine {
     int n_aliases;
     struct drv_backend backend;
     bool closing;
-    atomic_uint_fast64_t requests_total, prompt_tokens_total, generated_tokens_total;
 };
 
 void *drv_sched_main(void *arg); /* sched.c: a model's scheduler thread */
@@ -123,6 +123,7 @@ int64_t drv_wall_ms(void);
 /* With e->mu held: while more models are loaded than max_loaded, asks the least
  * recently used idle one to unload. */
 void drv_engine_evict_over_limit(struct drv_engine *e);
+void drv_engine_model_metrics_of(const struct drv_emodel *m, struct drv_engine_model_metrics *out);
 /* Initialises llama.cpp's backends and log routing once per process. */
 void drv_engine_init_llama(void);
 /* The last error line llama.cpp logged on this thread ("" when none). */

@@ -537,8 +537,8 @@ static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *re
     ev.stats.prompt_tokens = s->n_fed - s->n_cached;
     ev.stats.eval_tokens = s->n_gen;
     ev.stats.done_reason = reason;
-    atomic_fetch_add(&m->engine->prompt_tokens_total, (uint64_t)(s->n_fed - s->n_cached));
-    atomic_fetch_add(&m->engine->generated_tokens_total, (uint64_t)s->n_gen);
+    atomic_fetch_add(&m->prompt_tokens, (uint64_t)(s->n_fed - s->n_cached));
+    atomic_fetch_add(&m->generated_tokens, (uint64_t)s->n_gen);
 
     /* the sequence's KV cache stays: the next request may share its prefix */
     llama_sampler_free(s->smpl);
@@ -897,7 +897,7 @@ static void run_embed(struct drv_emodel *m, struct drv_job *j)
     m->keep_alive_ms = j->keep_alive_ms == INT64_MIN ? e->p.keep_alive_ms : j->keep_alive_ms;
     m->last_used_ns = drv_now_ns();
     pthread_mutex_unlock(&e->mu);
-    atomic_fetch_add(&e->prompt_tokens_total, (uint64_t)tokens);
+    atomic_fetch_add(&m->prompt_tokens, (uint64_t)tokens);
     struct drv_embed_result r = {.model = m->name, .status = status};
     if (status == 200) {
         r.data = data;

@@ -121,6 +121,8 @@ req GET /metrics
 expect_body '^drover_busy_slots 0$' "no slot leaked after disconnects"
 expect_body '^drover_queue_depth 0$' "no queue leaked"
 expect_body '^drover_tokens_predicted_total [1-9]' "tokens counted"
+expect_body '^drover_tokens_predicted_total\{model="stories260K:latest"\} [1-9]' "tokens counted per model"
+expect_body '^drover_model_loaded\{model="stories260K:latest"\} 1$' "loaded state per model"
 
 # a prompt longer than the context fails before any token: a plain 400, streaming or not
 LONG=$(printf 'Once upon a time %.0s' $(seq 500))
