@@ -12,6 +12,8 @@
 
 #include "engine/engine.h"
 
+#include <ggml.h>
+#include <gguf.h>
 #include <jansson.h>
 
 #define STORIES DROVER_TEST_MODELS "/stories260K.gguf"
@@ -619,6 +621,75 @@ static void local_bench_measures_pp_and_tg(void **state)
     assert_int_equal(drv_engine_bench_local(STORIES, &p, &r, &err), DRV_EINVAL);
 }
 
+/* stories260K with a chat template that opens a think block (Qwen3-style), so
+ * the prompt side of think:false can be seen: it closes the block in the prompt. */
+static void write_thinking_copy(const char *out)
+{
+    struct ggml_context *meta = NULL;
+    struct gguf_init_params ip = {.no_alloc = false, .ctx = &meta};
+    struct gguf_context *src = gguf_init_from_file(STORIES, ip);
+    assert_non_null(src);
+    struct gguf_context *g = gguf_init_empty();
+    gguf_set_kv(g, src);
+    gguf_set_val_str(g, "tokenizer.chat_template",
+                     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                     "{% endfor %}<|im_start|>assistant\n<think>\n");
+    for (int64_t i = 0; i < gguf_get_n_tensors(src); i++)
+        gguf_add_tensor(g, ggml_get_tensor(meta, gguf_get_tensor_name(src, i)));
+    assert_true(gguf_write_to_file(g, out, false));
+    gguf_free(g);
+    gguf_free(src);
+    ggml_free(meta);
+}
+
+static void think_false_closes_the_block_in_the_prompt(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/drover-think-XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    write_thinking_copy(path);
+    struct drv_engine_params p = drv_engine_default_params();
+    p.n_parallel = 1;
+    p.n_ctx = 256;
+    p.n_threads = 1;
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_engine *e = drv_engine_new(&p, &err);
+    assert_int_equal(drv_engine_add_model(e, "thinker", path, &err), 0);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_chat_msg msg = {"user", "Once upon a time"};
+    int prompt_tokens[2];
+    for (int k = 0; k < 2; k++) {
+        struct drv_gen_request req;
+        drv_gen_request_init(&req);
+        req.kind = DRV_GEN_CHAT;
+        req.model = "thinker";
+        req.messages = &msg;
+        req.n_messages = 1;
+        req.num_predict = 1;
+        req.sampling.temperature = 0;
+        req.think = k; /* 0: off, 1: on */
+        struct result r;
+        result_init(&r);
+        assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+        wait_done(&r);
+        assert_int_equal(r.last, DRV_EV_DONE);
+        /* the first run fills the cache; a prefix reuse would hide the count */
+        prompt_tokens[k] = r.stats.prompt_tokens;
+        result_release(&r);
+        drv_engine_free(e);
+        e = drv_engine_new(&p, &err);
+        assert_int_equal(drv_engine_add_model(e, "thinker", path, &err), 0);
+        b = drv_engine_backend(e);
+    }
+    /* think:false adds "<think>\n\n</think>\n\n" after the assistant prefix */
+    assert_true(prompt_tokens[0] > prompt_tokens[1]);
+    drv_engine_free(e);
+    unlink(path);
+}
+
 static void text_helpers(void **state)
 {
     (void)state;
@@ -644,6 +715,7 @@ int main(void)
     drv_log_set_level(DRV_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_helpers),
+        cmocka_unit_test(think_false_closes_the_block_in_the_prompt),
         cmocka_unit_test(local_bench_measures_pp_and_tg),
         cmocka_unit_test(thinking_is_split_from_the_answer),
         cmocka_unit_test(schema_compiles_and_refuses),
