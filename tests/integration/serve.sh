@@ -55,6 +55,24 @@ if printf '%s' "$BODY" | GREEDY="$GREEDY" node -e '
   const text = lines.map(l => l.response).join("");
   if (text + "\n" !== process.env.GREEDY + "\n") { console.error(text); process.exit(3); }'; then pass; else fail "streamed text = non-streamed text"; fi
 
+# two concurrent streams finish with the same text as when each ran alone
+solo1=$(curl -s "$U/api/generate" -d '{"model":"stories260K","prompt":"The cat","stream":false,"options":{"temperature":0,"num_predict":24}}')
+solo2=$(curl -s "$U/api/generate" -d '{"model":"stories260K","prompt":"One day, a little boy","stream":false,"options":{"temperature":0,"num_predict":24}}')
+curl -s "$U/api/generate" -d '{"model":"stories260K","prompt":"The cat","options":{"temperature":0,"num_predict":24}}' > "$T_TMP/c1" &
+p1=$!
+curl -s "$U/api/generate" -d '{"model":"stories260K","prompt":"One day, a little boy","options":{"temperature":0,"num_predict":24}}' > "$T_TMP/c2" &
+p2=$!
+wait $p1 $p2
+same() { # same SOLO_JSON STREAM_FILE
+  printf '%s' "$1" | STREAM="$2" node -e '
+    const fs = require("fs");
+    const solo = JSON.parse(fs.readFileSync(0, "utf8")).response;
+    const lines = fs.readFileSync(process.env.STREAM, "utf8").trim().split("\n").map(JSON.parse);
+    const text = lines.map(l => l.response || "").join("");
+    process.exit(text === solo && lines[lines.length - 1].eval_count === 24 ? 0 : 1)'
+}
+same "$solo1" "$T_TMP/c1" && same "$solo2" "$T_TMP/c2" && pass || fail "concurrent streams differ from solo runs"
+
 # chat on a model without a template: plain text fallback, message shape
 req POST /api/chat '{"model":"stories260K","messages":[{"role":"user","content":"Once upon a time"}],"stream":false,"options":{"temperature":0,"num_predict":8}}'
 expect_code 200 chat
