@@ -42,10 +42,8 @@ static void on_sigint(int sig)
 
 static bool parse_int(const char *s, long lo, long hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    long v;
+    if (!drv_cmd_parse_long(s, lo, hi, &v))
         return false;
     *out = (int)v;
     return true;

@@ -3,6 +3,7 @@
 #ifndef DRV_CMD_H
 #define DRV_CMD_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct drv_cmd {
@@ -24,6 +25,9 @@ void drv_cmd_usage(const struct drv_cmd *cmd, FILE *f);
  * returns 2 (the exit status for bad usage). */
 int drv_cmd_bad_usage(const struct drv_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Parses a whole decimal number in lo..hi; false for anything else. */
+bool drv_cmd_parse_long(const char *s, long lo, long hi, long *out);
 
 int drv_cmd_help(int argc, char **argv);
 int drv_cmd_version(int argc, char **argv);

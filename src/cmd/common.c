@@ -1,6 +1,8 @@
 #include "cmd/cmd.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 const struct drv_cmd *drv_cmd_find(const char *name)
@@ -26,4 +28,15 @@ int drv_cmd_bad_usage(const struct drv_cmd *cmd, const char *fmt, ...)
     va_end(ap);
     drv_cmd_usage(cmd, stderr);
     return 2;
+}
+
+bool drv_cmd_parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
 }

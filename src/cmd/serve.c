@@ -77,17 +77,6 @@ static int engine_metrics(void *ud, struct drv_buf *out)
     return rc;
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool is_dir(const char *p)
 {
     struct stat st;
@@ -127,7 +116,7 @@ static const char *serve_set(struct serve_opts *o, const char *name, const char 
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (strcmp(key, ints[i].key) != 0)
             continue;
-        if (!parse_int(val, ints[i].lo, ints[i].hi, &v)) {
+        if (!drv_cmd_parse_long(val, ints[i].lo, ints[i].hi, &v)) {
             snprintf(msg, sizeof(msg), "%s wants %ld..%ld, not '%s'", key, ints[i].lo, ints[i].hi,
                      val);
             return msg;
@@ -169,7 +158,7 @@ static const char *serve_set(struct serve_opts *o, const char *name, const char 
         if (!drv_engine_parse_kv_type(val, &o->ep.kv_type))
             return "kv-type wants f16|q8_0|q4_0";
     } else if (strcmp(key, "gpu-layers") == 0) {
-        if (!parse_int(val, -1, 100000, &v))
+        if (!drv_cmd_parse_long(val, -1, 100000, &v))
             return "gpu-layers wants -1 (as many as fit) or a layer count";
         o->ep.n_gpu_layers = (int)v;
     } else if (strcmp(key, "log-level") == 0) {

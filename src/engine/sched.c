@@ -519,6 +519,17 @@ static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, b
     return cancel;
 }
 
+/* Frees what a request held in the slot (not its KV cache). */
+static void slot_release(struct drv_slot *s)
+{
+    llama_sampler_free(s->smpl);
+    s->smpl = NULL;
+    free(s->prompt);
+    s->prompt = NULL;
+    s->job = NULL;
+    s->state = DRV_SLOT_IDLE;
+}
+
 /* Ends the slot's request with its terminal event and frees the slot. */
 static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *reason)
 {
@@ -540,13 +551,7 @@ static void slot_finish(struct drv_emodel *m, struct drv_slot *s, const char *re
     atomic_fetch_add(&m->prompt_tokens, (uint64_t)(s->n_fed - s->n_cached));
     atomic_fetch_add(&m->generated_tokens, (uint64_t)s->n_gen);
 
-    /* the sequence's KV cache stays: the next request may share its prefix */
-    llama_sampler_free(s->smpl);
-    s->smpl = NULL;
-    free(s->prompt);
-    s->prompt = NULL;
-    s->job = NULL;
-    s->state = DRV_SLOT_IDLE;
+    slot_release(s); /* the sequence's KV cache stays: the next request may share its prefix */
 
     /* the slot is free before the client hears "done", so a client that reads
      * /metrics or sends its next request right away sees it free */
@@ -667,12 +672,7 @@ static void fail_all_active(struct drv_emodel *m, int status, const char *msg)
         struct drv_job *j = s->job;
         llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
         s->n_hist = 0;
-        llama_sampler_free(s->smpl);
-        s->smpl = NULL;
-        free(s->prompt);
-        s->prompt = NULL;
-        s->job = NULL;
-        s->state = DRV_SLOT_IDLE;
+        slot_release(s);
         pthread_mutex_lock(&m->engine->mu);
         m->n_active--;
         pthread_mutex_unlock(&m->engine->mu);

@@ -1,17 +1,8 @@
 # drover bench against a real drover node on loopback (stories260K).
 . "$(dirname "$0")/lib.sh"
 M=$DROVER_TEST_MODELS/stories260K.gguf
-"$DROVER" serve --model "$M" --port 0 --parallel 2 --ctx 512 --threads 1 \
-  --no-ollama-store --log-level info 2>"$T_TMP/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T_TMP"' EXIT
-for i in $(seq 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/serve.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$T_TMP/serve.log"; fail "serve did not start"; finish; exit 1; }
-U=http://127.0.0.1:$PORT
+start_serve "$T_TMP/serve.log" --model "$M" --parallel 2 --ctx 512 --threads 1 \
+  --no-ollama-store --log-level info || { fail "serve did not start"; finish; exit 1; }
 
 # the table: one row, positive pp / tg / ttft
 run_drover bench "$U" -r 3 -p 64 -n 32

@@ -14,16 +14,8 @@ kv_type = f16
 [alias story]
 model = stories260K
 CONF
-XDG_CONFIG_HOME=$T_TMP/xdg "$DROVER" serve --parallel 2 2>"$T_TMP/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T_TMP"' EXIT
-for i in $(seq 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/serve.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] && pass || { cat "$T_TMP/serve.log"; fail "serve with a config did not start"; finish; exit 1; }
-U=http://127.0.0.1:$PORT
+XDG_CONFIG_HOME=$T_TMP/xdg start_serve "$T_TMP/serve.log" --parallel 2 && pass ||
+  { fail "serve with a config did not start"; finish; exit 1; }
 tags=$(curl -s "$U/api/tags")
 printf '%s' "$tags" | grep -q '"name":"story:latest"' && pass || fail "alias listed: $tags"
 out=$(curl -s "$U/api/generate" -d '{"model":"story","prompt":"Once upon a time","stream":false,"options":{"temperature":0,"num_predict":6}}')
@@ -37,13 +29,7 @@ kill $PID; wait $PID
 
 # a q8_0 KV cache needs head dims that are a multiple of 32; stories260K has 8:
 # llama.cpp's reason reaches the client as a 500 and the server stays up
-"$DROVER" serve --model "$M" --port 0 --no-ollama-store --kv-type q8_0 2>"$T_TMP/kv.log" &
-PID=$!
-for i in $(seq 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/kv.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
+start_serve "$T_TMP/kv.log" --model "$M" --no-ollama-store --kv-type q8_0 || fail "serve --kv-type q8_0"
 code=$(curl -s -o "$T_TMP/kv.out" -w '%{http_code}' "http://127.0.0.1:$PORT/api/generate" -d '{"model":"stories260K","prompt":"x","stream":false}')
 [ "$code" = 500 ] && pass || fail "impossible KV type: HTTP $code"
 grep -q "does not divide n_embd_head_k=8" "$T_TMP/kv.out" && pass || fail "llama.cpp's reason reaches the client: $(cat "$T_TMP/kv.out")"

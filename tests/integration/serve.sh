@@ -1,18 +1,8 @@
 # drover serve end to end over HTTP: both APIs, streaming and not, errors, cancel.
 . "$(dirname "$0")/lib.sh"
 M=$DROVER_TEST_MODELS/stories260K.gguf
-PORT_FILE=$T_TMP/port
-"$DROVER" serve --model "$M" --port 0 --parallel 2 --ctx 256 --threads 1 --max-queue 2 \
-  --no-ollama-store --log-level info 2>"$T_TMP/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T_TMP"' EXIT
-for i in $(seq 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/serve.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$T_TMP/serve.log"; fail "serve did not start"; finish; exit 1; }
-U=http://127.0.0.1:$PORT
+start_serve "$T_TMP/serve.log" --model "$M" --parallel 2 --ctx 256 --threads 1 --max-queue 2 \
+  --no-ollama-store --log-level info || { fail "serve did not start"; finish; exit 1; }
 
 req() { # req METHOD PATH [BODY] : leaves $CODE and $BODY
   if [ $# -ge 3 ]; then
