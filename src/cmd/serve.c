@@ -230,6 +230,7 @@ int drv_cmd_serve(int argc, char **argv)
         fprintf(stderr, "drover serve: %s\n", err.msg);
         return 1;
     }
+    drv_err_init(&err); /* no config file is fine */
     for (size_t i = 0; cfg && i < cfg->n; i++) {
         const struct drv_config_entry *e = &cfg->entries[i];
         if (strcmp(e->section, "serve") != 0)
@@ -266,6 +267,14 @@ int drv_cmd_serve(int argc, char **argv)
     bool ollama_store = o.ollama_store;
     drv_log_set_level(lvl);
 
+    /* SIGINT/SIGTERM are taken by sigwait at the end, never by another thread:
+     * blocked before any thread (llama.cpp's included) exists, so all inherit it */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     struct drv_engine *e = drv_engine_new(&ep, &err);
     if (e == NULL) {
         fprintf(stderr, "drover serve: %s\n", err.msg);
@@ -327,14 +336,6 @@ int drv_cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-
-    /* signals are taken by sigwait below, never by a handler thread */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     struct drv_api_server *s =
         drv_api_server_new(drv_engine_backend(e), &hp, engine_metrics, e, &err);
