@@ -132,6 +132,25 @@ const struct drv_cmd drv_commands[] = {
      "are still measured; one that fails midway keeps the repetitions it finished.\n"
      "Ctrl-C stops and prints what was measured so far.\n\n"
      "exit status: 0 at least one target measured; 1 none; 2 bad usage."},
+    {"hw", drv_cmd_hw, "show the machine as inference sees it: CPU, memory, GPUs, problems",
+     "usage: drover hw [--json] [--quick]\n"
+     "       drover hw --check FILE.json [--json]\n\n"
+     "Shows the CPU (model, sockets, physical cores, logical CPUs, caches and the SIMD\n"
+     "features llama.cpp uses), RAM and swap, the memory read bandwidth measured\n"
+     "here (all physical cores streaming a large buffer for about a second; the\n"
+     "number generation speed is bound by), every device llama.cpp sees (ggml\n"
+     "backend devices, with type and memory), AMD GPUs from sysfs (gfx target, VRAM,\n"
+     "GTT, APU or discrete, whether ROCm's rocBLAS has kernels for the target),\n"
+     "NVIDIA GPUs from nvidia-smi, and the problems all that shows, in plain words.\n\n"
+     "options:\n"
+     "  --json        print the hardware profile (one JSON object; the format\n"
+     "                commands read with --hw FILE.json, documented in src/probe/probe.h)\n"
+     "  --quick       skip the bandwidth measurement (bandwidth_gbps is null)\n"
+     "  --check FILE  read the hardware profile FILE instead of this machine, say\n"
+     "                which field is missing or invalid, and print it\n"
+     "  -h, --help    show this help\n\n"
+     "exit status: 0 ok; 1 the measurement failed or FILE is not a valid profile;\n"
+     "2 bad usage."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -36,5 +36,6 @@ int drv_cmd_serve(int argc, char **argv);
 int drv_cmd_synth(int argc, char **argv);
 int drv_cmd_history(int argc, char **argv);
 int drv_cmd_bench(int argc, char **argv);
+int drv_cmd_hw(int argc, char **argv);
 
 #endif

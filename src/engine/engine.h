@@ -33,6 +33,19 @@ bool drv_engine_parse_kv_type(const char *s, int *out);
 /* Physical CPU cores of this machine (hwloc). */
 int drv_physical_cores(void);
 
+/* One compute device as llama.cpp's ggml sees it (a ggml backend device). */
+struct drv_engine_device {
+    char name[64];         /* ggml's device name: "CPU", "Vulkan0", "CUDA0", ... */
+    char description[128]; /* the device's own words, e.g. the GPU's marketing name */
+    char type[8];          /* "cpu", "gpu", "igpu" (integrated GPU) or "accel" */
+    uint64_t memory_total; /* bytes; for the CPU device, system RAM */
+    uint64_t memory_free;  /* bytes */
+};
+/* Fills out (at most cap entries) with every ggml backend device, after
+ * initialising llama.cpp's backends. Returns how many devices there are (which
+ * can be more than cap). */
+int drv_engine_devices(struct drv_engine_device *out, int cap);
+
 struct drv_engine;
 
 /* Creates an engine with no models. Initialises llama.cpp's backends once per
