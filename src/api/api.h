@@ -229,6 +229,10 @@ struct drv_api_server *drv_api_server_new(struct drv_backend *backend,
                                           drv_api_metrics_fn metrics, void *metrics_ud,
                                           struct drv_err *err);
 uint16_t drv_api_server_port(const struct drv_api_server *s);
+/* The hardware profile JSON (drover hw --json) that GET /api/drover/hw answers,
+ * so a gateway, bench or doctor elsewhere knows this node's machine. Copied.
+ * Call before requests arrive. Until set, the route answers 404. */
+int drv_api_server_set_hw(struct drv_api_server *s, const char *json);
 /* Stops the server; requests in flight are cancelled (their streams end). */
 void drv_api_server_free(struct drv_api_server *s);
 

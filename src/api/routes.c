@@ -21,6 +21,7 @@ struct drv_api_server {
     struct drv_http_server *http;
     drv_api_metrics_fn metrics;
     void *metrics_ud;
+    char *hw_json; /* GET /api/drover/hw; NULL until set */
     char version[32];
 };
 
@@ -463,6 +464,16 @@ static void h_openai_embeddings(struct drv_http_req *req, void *ud)
     handle_embed(req, srv_of(ud), EMBED_OPENAI, drv_api_openai_decode_embeddings);
 }
 
+static void h_hw(struct drv_http_req *req, void *ud)
+{
+    struct drv_api_server *s = srv_of(ud);
+    if (s->hw_json == NULL) {
+        drv_http_respond_json_error(req, 404, "this node does not report its hardware");
+        return;
+    }
+    drv_http_respond(req, 200, "application/json", s->hw_json, strlen(s->hw_json));
+}
+
 static const struct drv_http_route routes[] = {
     {"GET", "/", h_root},
     {"GET", "/api/version", h_version},
@@ -479,6 +490,7 @@ static const struct drv_http_route routes[] = {
     {"POST", "/v1/embeddings", h_openai_embeddings},
     {"GET", "/health", h_health},
     {"GET", "/metrics", h_metrics},
+    {"GET", "/api/drover/hw", h_hw},
 };
 
 struct drv_api_server *drv_api_server_new(struct drv_backend *backend,
@@ -512,10 +524,21 @@ uint16_t drv_api_server_port(const struct drv_api_server *s)
     return drv_http_server_port(s->http);
 }
 
+int drv_api_server_set_hw(struct drv_api_server *s, const char *json)
+{
+    char *copy = strdup(json);
+    if (copy == NULL)
+        return DRV_ENOMEM;
+    free(s->hw_json);
+    s->hw_json = copy;
+    return 0;
+}
+
 void drv_api_server_free(struct drv_api_server *s)
 {
     if (s == NULL)
         return;
     drv_http_server_free(s->http);
+    free(s->hw_json);
     free(s);
 }

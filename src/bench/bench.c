@@ -1,5 +1,6 @@
 /* bench: what a target is, which model to measure, and the measurement itself. */
 #include "bench/bench.h"
+#include "probe/probe.h"
 #include "http/http.h"
 
 #include <jansson.h>
@@ -109,6 +110,23 @@ static void llama_server_version(json_t *props, struct drv_bench_target *t)
         copy_json_str(t->version, sizeof(t->version), b);
 }
 
+/* A drover node tells its machine at /api/drover/hw; keep it in one line. */
+static void node_hw(struct drv_bench_target *t)
+{
+    int rc;
+    struct drv_err e;
+    drv_err_init(&e);
+    json_t *j = probe_json(t->url, "/api/drover/hw", 0, &rc, &e);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    struct drv_hw *hw = calloc(1, sizeof(*hw));
+    drv_err_init(&e);
+    if (text && hw && drv_probe_profile_parse(text, strlen(text), hw, &e) == 0)
+        drv_probe_summary(hw, t->hw, sizeof(t->hw));
+    free(hw);
+    free(text);
+    json_decref(j);
+}
+
 int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_bench_target *t,
                      struct drv_err *err)
 {
@@ -155,6 +173,8 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
             rc == 0 && m.status == 200 && m.body.data && strstr(m.body.data, "drover_") != NULL;
         drv_http_response_release(&m);
         t->kind = drover ? DRV_BENCH_KIND_DROVER : DRV_BENCH_KIND_OLLAMA;
+        if (drover)
+            node_hw(t);
         return 0;
     }
     json_decref(v);

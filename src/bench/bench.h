@@ -57,6 +57,7 @@ struct drv_bench_target {
     char digest[72];         /* "" when unknown */
     uint64_t model_size;     /* bytes; 0 when unknown */
     char quant[24];          /* "" when unknown */
+    char hw[256];            /* the node's machine in one line (drover nodes), "" unknown */
 };
 
 /* Detects the kind of the server at url (unless forced != AUTO) and its

@@ -398,6 +398,7 @@ int drv_bench_fill_run(const struct drv_bench_result *r, const struct drv_bench_
     drv_strlcpy(run->target, r->target.url, sizeof(run->target));
     drv_strlcpy(run->kind, drv_bench_kind_name(r->target.kind), sizeof(run->kind));
     drv_strlcpy(run->engine_version, r->target.version, sizeof(run->engine_version));
+    drv_strlcpy(run->hw, r->target.hw, sizeof(run->hw));
     drv_strlcpy(run->model, r->target.model_display, sizeof(run->model));
     drv_strlcpy(run->model_digest, r->target.digest, sizeof(run->model_digest));
     run->model_size = r->target.model_size;

@@ -2,6 +2,7 @@
 #include "cmd/cmd.h"
 #include "engine/engine.h"
 #include "base/config.h"
+#include "probe/probe.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -151,30 +152,18 @@ static void bench_store(struct bench_opts *o, const struct drv_bench_result *r)
     free(run.reps);
 }
 
-/* This machine in one line: CPU model, physical cores, memory. */
+/* This machine in one line (no bandwidth measurement: it would cost a second). */
 static void local_hw(char *out, size_t size)
 {
-    char cpu[128] = "unknown CPU", line[256];
-    unsigned long long mem_kb = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        char *v = strchr(line, ':');
-        if (v && strncmp(line, "model name", 10) == 0) {
-            drv_strlcpy(cpu, v + 2, sizeof(cpu));
-            cpu[strcspn(cpu, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-    f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "MemTotal: %llu kB", &mem_kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    snprintf(out, size, "%s, %d cores, %.0f GiB", cpu, drv_physical_cores(),
-             (double)mem_kb / (1024.0 * 1024.0));
+    struct drv_probe_params pp = drv_probe_default_params();
+    pp.bandwidth_seconds = 0;
+    struct drv_hw *hw = calloc(1, sizeof(*hw));
+    struct drv_err err;
+    drv_err_init(&err);
+    out[0] = '\0';
+    if (hw && drv_probe_run(&pp, hw, &err) == 0)
+        drv_probe_summary(hw, out, size);
+    free(hw);
 }
 
 /* --local FILE.gguf: llama.cpp in-process, pp and tg like llama-bench. */

@@ -3,6 +3,7 @@
 #include "cmd/cmd.h"
 #include "engine/engine.h"
 #include "http/http.h"
+#include "probe/probe.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -343,6 +344,20 @@ int drv_cmd_serve(int argc, char **argv)
         fprintf(stderr, "drover serve: %s\n", err.msg);
         goto out;
     }
+    /* this machine, for whoever asks (bench, a gateway, doctor): no bandwidth
+     * measurement at startup, it would take a second and disturb running work */
+    struct drv_probe_params pp = drv_probe_default_params();
+    pp.bandwidth_seconds = 0;
+    struct drv_hw *hw = calloc(1, sizeof(*hw));
+    struct drv_err herr;
+    drv_err_init(&herr);
+    if (hw && drv_probe_run(&pp, hw, &herr) == 0) {
+        char *j = drv_probe_profile_dump(hw);
+        if (j)
+            drv_api_server_set_hw(s, j);
+        free(j);
+    }
+    free(hw);
     struct drv_model_desc d[8];
     int n = drv_engine_backend(e)->ops->list_models(drv_engine_backend(e), d, 8);
     fprintf(stderr, "drover serve: listening on http://%s:%u with %d model%s%s%s%s\n", hp.host,

@@ -166,6 +166,9 @@ void drv_probe_gfx_name(unsigned version, char *out, size_t size);
 /* ---- the JSON profile ---- */
 /* Returns a JSON text (caller frees with free()), or NULL when out of memory. */
 char *drv_probe_profile_dump(const struct drv_hw *hw);
+/* One line for people and for the bench history: "CPU model, N cores, X GiB RAM,
+ * 42.1 GB/s, GPU names". */
+void drv_probe_summary(const struct drv_hw *hw, char *out, size_t size);
 /* Parses a profile. DRV_EINVAL with the field named ("cpu.cores: missing",
  * "devices[1].type: must be cpu, gpu, igpu or accel") when it is not one. */
 int drv_probe_profile_parse(const char *text, size_t len, struct drv_hw *out, struct drv_err *err);

@@ -370,3 +370,21 @@ int drv_probe_profile_load(const char *path, struct drv_hw *out, struct drv_err 
     free(buf);
     return rc;
 }
+
+void drv_probe_summary(const struct drv_hw *hw, char *out, size_t size)
+{
+    struct drv_buf b;
+    drv_buf_init(&b, size > 0 ? size - 1 : 0);
+    drv_buf_appendf(&b, "%s, %d cores, %.0f GiB RAM", hw->cpu.model[0] ? hw->cpu.model : "CPU",
+                    hw->cpu.cores, (double)hw->memory.total_bytes / (1024.0 * 1024 * 1024));
+    if (hw->memory.bandwidth_gbps > 0)
+        drv_buf_appendf(&b, ", %.1f GB/s", hw->memory.bandwidth_gbps);
+    for (int i = 0; i < hw->n_devices; i++)
+        if (strcmp(hw->devices[i].type, "cpu") != 0)
+            drv_buf_appendf(&b, ", %s %.0f GiB",
+                            hw->devices[i].description[0] ? hw->devices[i].description
+                                                          : hw->devices[i].name,
+                            (double)hw->devices[i].memory_total_bytes / (1024.0 * 1024 * 1024));
+    drv_strlcpy(out, b.data ? b.data : "", size);
+    drv_buf_release(&b);
+}

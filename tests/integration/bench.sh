@@ -80,4 +80,13 @@ kill -INT $BP; wait $BP; RC=$?
 grep -Eq "^$U +drover" "$T_TMP/int.out" && pass || fail "interrupted bench prints its row: $(cat "$T_TMP/int.out")"
 grep -q 'interrupted' "$T_TMP/int.out" && pass || fail "says it was interrupted"
 
+# a drover node tells its machine; the run keeps it
+curl -s "$U/api/drover/hw" | node -e '
+  const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  process.exit(j.cpu && j.cpu.cores > 0 && Array.isArray(j.devices) ? 0 : 1)' && pass || fail "/api/drover/hw"
+run_drover bench "$U" -r 1 -p 16 -n 4 --db "$T_TMP/hw.db"
+run_drover history --db "$T_TMP/hw.db" --json
+printf '%s' "$OUT" | node -e '
+  const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  process.exit(/cores, \d+ GiB RAM/.test(j.runs[0].hw) ? 0 : 1)' && pass || fail "the run keeps the node hardware: $OUT"
 finish
