@@ -151,6 +151,30 @@ const struct drv_cmd drv_commands[] = {
      "  -h, --help    show this help\n\n"
      "exit status: 0 ok; 1 the measurement failed or FILE is not a valid profile;\n"
      "2 bad usage."},
+    {"fit", drv_cmd_fit, "show whether a model fits this machine, where, and how fast",
+     "usage: drover fit MODEL [--ctx N] [--kv f16|q8_0|q4_0] [--parallel N]\n"
+     "                  [--gpu-layers N] [--hw FILE.json] [--json]\n\n"
+     "Estimates, without loading anything, the memory llama.cpp needs for MODEL on\n"
+     "each device: weights (per block, output, token embeddings, which stay in host\n"
+     "memory), KV cache for the context, parallel sequences and cache type, compute\n"
+     "buffers and a fixed overhead (150 MiB RAM, 250 MiB per GPU); how many layers\n"
+     "go on each GPU (the last layers first, filling the first GPU's free memory),\n"
+     "whether it fits, and if not, in which form it would (smaller context, q8_0 KV,\n"
+     "fewer GPU layers). Expected generation speed comes from the roofline: read\n"
+     "bandwidth / bytes read per token, at 40-80 % of the bandwidth.\n\n"
+     "MODEL is a GGUF file or a known model NAME (see 'drover synth --list') with an\n"
+     "optional quantization: qwen3:8b (q4_k_m), qwen3:8b-q8_0, llama3.2:1b-q4_0.\n\n"
+     "options:\n"
+     "  --ctx N          context tokens per sequence (default 4096)\n"
+     "  --kv T           KV cache type f16|q8_0|q4_0 (default f16)\n"
+     "  --parallel N     sequences, each with its own context (default 1)\n"
+     "  --gpu-layers N   layers on GPUs, n_layer + 1 = all (default: as many as fit)\n"
+     "  --hw FILE.json   a hardware profile ('drover hw --json') instead of this\n"
+     "                   machine (which is probed, bandwidth measured for 0.3 s)\n"
+     "  --json           print one JSON object instead of the table\n"
+     "  -h, --help       show this help\n\n"
+     "exit status: 0 ok (whether it fits or not); 1 unknown model, bad GGUF or bad\n"
+     "profile; 2 bad usage."},
     {NULL, NULL, NULL, NULL},
 };
 

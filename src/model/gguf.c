@@ -5,6 +5,7 @@
 #include <ggml.h>
 #include <gguf.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -346,6 +347,53 @@ int drv_gguf_inspect_file(const char *path, struct drv_gguf_info *out, struct dr
     int rc = inspect_ctx(g, out, err);
     gguf_free(g);
     return rc;
+}
+
+/* blk.N.* -> N; -1 for anything else */
+static int tensor_layer(const char *name)
+{
+    if (strncmp(name, "blk.", 4) != 0)
+        return -1;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    return end != name + 4 && *end == '.' && v >= 0 && v < 1000000 ? (int)v : -1;
+}
+
+int drv_gguf_tensor_list(const char *path, struct drv_tensor_size **out, int *n,
+                         struct drv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    struct drv_gguf_info *info = malloc(sizeof(*info));
+    if (info == NULL)
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    /* validates the header and the tensor extents before anything is trusted */
+    int rc = drv_gguf_inspect_file(path, info, err);
+    free(info);
+    if (rc)
+        return rc;
+    last_ggml_error[0] = '\0';
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file(path, params);
+    if (g == NULL)
+        return open_failed(err);
+    int64_t nt = gguf_get_n_tensors(g);
+    struct drv_tensor_size *t = calloc(nt > 0 ? (size_t)nt : 1, sizeof(*t));
+    if (t == NULL) {
+        gguf_free(g);
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < nt; i++) {
+        drv_strlcpy(t[i].name, gguf_get_tensor_name(g, i), sizeof(t[i].name));
+        const char *tn = ggml_type_name(gguf_get_tensor_type(g, i));
+        drv_strlcpy(t[i].type, tn ? tn : "?", sizeof(t[i].type));
+        t[i].layer = tensor_layer(t[i].name);
+        t[i].bytes = gguf_get_tensor_size(g, i);
+    }
+    gguf_free(g);
+    *out = t;
+    *n = (int)nt;
+    return 0;
 }
 
 const char *drv_ggml_version(void)

@@ -63,6 +63,19 @@ int drv_gguf_inspect_file(const char *path, struct drv_gguf_info *out, struct dr
 int drv_gguf_inspect_buffer(const void *data, size_t size, struct drv_gguf_info *out,
                             struct drv_err *err);
 
+/* One tensor of a model: name, ggml type, block index and bytes. */
+struct drv_tensor_size {
+    char name[64];
+    char type[16]; /* ggml type name */
+    int layer;     /* N of blk.N.*; -1 outside blocks (token_embd, output, output_norm) */
+    uint64_t bytes;
+};
+
+/* Lists the tensors of the GGUF file at path (validated as drv_gguf_inspect_file
+ * does). *out is an array of *n entries; caller frees it with free(). */
+int drv_gguf_tensor_list(const char *path, struct drv_tensor_size **out, int *n,
+                         struct drv_err *err);
+
 /* Name of a llama_ftype value ("Q4_K_M"), or NULL when unknown. */
 const char *drv_ftype_name(int file_type);
 
@@ -153,5 +166,127 @@ struct drv_synth_params drv_synth_default_params(void);
 int drv_synth_write(const struct drv_synth_params *p, const char *path, struct drv_err *err);
 /* Bytes of tensor data drv_synth_write would write for p (0 when the shape is bad). */
 uint64_t drv_synth_tensor_bytes(const struct drv_synth_params *p);
+
+/* The tensors drv_synth_write would write for p, with llama.cpp's quantizer type
+ * mix; *out has *n entries, caller frees it with free(). DRV_EINVAL for a bad
+ * shape. */
+int drv_synth_tensor_list(const struct drv_synth_params *p, struct drv_tensor_size **out, int *n,
+                          struct drv_err *err);
+
+/* ---- fit: memory per device and expected speed (fit.c) ----------------------
+ * Static estimate of what llama.cpp allocates when it loads a model, from the
+ * tensor table and the hyperparameters; see drv_fit_plan for the formulas. */
+
+struct drv_hw; /* probe/probe.h */
+
+#define DRV_FIT_MAX_LAYERS    1024
+#define DRV_FIT_MAX_DEVICES   17 /* the host plus DRV_HW_MAX_DEVICES */
+#define DRV_FIT_MIB           (1024ull * 1024ull)
+#define DRV_FIT_RAM_OVERHEAD  (150 * DRV_FIT_MIB) /* fixed host overhead (gguf-parser's) */
+#define DRV_FIT_VRAM_OVERHEAD (250 * DRV_FIT_MIB) /* fixed per GPU used (gguf-parser's) */
+
+enum drv_fit_kv {
+    DRV_FIT_KV_F16,
+    DRV_FIT_KV_Q8_0,
+    DRV_FIT_KV_Q4_0,
+};
+/* "f16", "q8_0", "q4_0" (case-insensitive); false otherwise. */
+bool drv_fit_kv_parse(const char *s, enum drv_fit_kv *out);
+const char *drv_fit_kv_name(enum drv_fit_kv kv);
+
+/* What fit needs to know about a model: a plain value. */
+struct drv_fit_model {
+    char name[256]; /* catalog name or file path */
+    char arch[64];
+    char quant[24]; /* "Q4_K_M", ... */
+    bool from_catalog;
+    uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim_k, head_dim_v, n_ff, n_vocab;
+    uint32_t n_ctx_train, n_swa, n_expert, n_expert_used;
+    uint64_t total_bytes;  /* all tensors (the GGUF's tensor bytes) */
+    uint64_t embd_bytes;   /* token_embd: stays in host memory */
+    uint64_t output_bytes; /* output_norm + output: the last offloadable unit */
+    bool tied;             /* no output.weight: llama.cpp copies token_embd for it */
+    uint64_t tied_bytes;   /* bytes of that copy (token_embd) when tied */
+    uint64_t expert_bytes; /* *_exps tensors (MoE); a token reads n_expert_used of them */
+    uint64_t layer_bytes[DRV_FIT_MAX_LAYERS];
+};
+
+/* Sums tensors into m's byte fields (hyperparameters are the caller's). DRV_EINVAL
+ * when a block index is >= m->n_layer or DRV_FIT_MAX_LAYERS. */
+int drv_fit_model_from_tensors(const struct drv_tensor_size *t, int n, struct drv_fit_model *m,
+                               struct drv_err *err);
+/* MODEL: a GGUF path (has a '/' or ends in .gguf) or a catalog name with an
+ * optional "-QUANT" suffix (qwen3:8b = q4_k_m, qwen3:8b-q8_0). An unknown name
+ * fails with DRV_ENOENT and close matches in the message. */
+int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_err *err);
+
+/* KV cache bytes for one cell (token of one sequence) over all layers. */
+uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv);
+
+struct drv_fit_params {
+    uint32_t n_ctx;      /* context tokens per sequence; default 4096 */
+    uint32_t n_parallel; /* sequences; default 1 */
+    uint32_t n_ubatch;   /* physical batch; default 512 */
+    enum drv_fit_kv kv;  /* default DRV_FIT_KV_F16 */
+    int n_gpu_layers;    /* units on GPUs (n_layer + 1 = all); default -1 = as many as fit */
+};
+struct drv_fit_params drv_fit_default_params(void);
+
+struct drv_fit_device {
+    char name[64]; /* "CPU" for the host, else the ggml device name */
+    char description[128];
+    bool gpu;        /* false for the host */
+    bool shares_ram; /* an integrated GPU: its memory is the host's */
+    uint64_t free_bytes;
+    int n_layers; /* blocks held */
+    bool has_output;
+    uint64_t weights, kv, compute, overhead; /* bytes */
+    double bw_gbps;                          /* read bandwidth; < 0 unknown */
+    bool bw_measured;
+};
+
+enum drv_fit_verdict {
+    DRV_FIT_GPU,     /* everything on GPUs */
+    DRV_FIT_PARTIAL, /* some layers on GPUs, the rest on the CPU */
+    DRV_FIT_CPU,     /* no GPU: all in RAM */
+    DRV_FIT_NONE,    /* does not fit RAM either */
+};
+
+struct drv_fit_result {
+    struct drv_fit_params params;
+    enum drv_fit_verdict verdict;
+    struct drv_fit_device dev[DRV_FIT_MAX_DEVICES]; /* dev[0] is the host */
+    int n_dev;
+    int n_gpu_layers;      /* units offloaded (n_layer + 1 = all) */
+    uint64_t kv_per_token; /* drv_fit_kv_bytes_per_token */
+    uint64_t kv_bytes;     /* whole cache: cells = n_ctx * n_parallel */
+    uint64_t total_bytes;  /* over all devices */
+    /* roofline for generation of one sequence at n_ctx */
+    uint64_t read_per_token; /* active weights + KV of one sequence at n_ctx */
+    double tg_lo, tg_hi;     /* tok/s; < 0 unknown */
+    bool tg_upper_only;      /* a GPU's bandwidth is unknown: tg_hi bounds the CPU part only */
+    /* when not everything fits on GPUs: forms that would */
+    uint32_t alt_ctx;     /* largest power of two < n_ctx that fits fully (0 none) */
+    bool alt_q8_fits;     /* q8_0 KV at n_ctx fits fully (only asked when kv is f16) */
+    uint32_t alt_ctx_ram; /* verdict NONE: largest power of two context that fits RAM */
+};
+
+/* Places the model on hw's devices and predicts speed. Formulas:
+ *   KV      = n_layer x cells x (row(type_k, head_dim_k x n_head_kv)
+ *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx x n_parallel,
+ *             each layer's cache on the device that holds the layer;
+ *   compute = n_ub x 4 x (n_embd + 2 n_ff)        on every device with layers,
+ *             + n_ub x 4 x n_vocab (logits)       on the device with the output,
+ *             n_ub = min(n_ubatch, cells) (flash attention: no n_ctx x n_ub scores);
+ *   overhead= 150 MiB host, 250 MiB per GPU used;
+ *   units   = block 0 .. n_layer-1, then the output; the last -n_gpu_layers go to
+ *             GPUs, filling the first GPU's free memory before the next;
+ *   tg      = 1 / sum over devices (bytes read per token there / bandwidth) x
+ *             efficiency (CPU 0.4-0.8 of measured read bandwidth, GPU 0.4-0.8).
+ * hw gives free memory (host: memory.available_bytes) and the host's measured
+ * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones are
+ * unknown. */
+void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
+                  const struct drv_fit_params *p, struct drv_fit_result *out);
 
 #endif

@@ -233,6 +233,35 @@ uint64_t drv_synth_tensor_bytes(const struct drv_synth_params *p)
     return sum;
 }
 
+int drv_synth_tensor_list(const struct drv_synth_params *p, struct drv_tensor_size **out, int *n,
+                          struct drv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = drv_shape_check(&p->shape, err);
+    if (rc)
+        return rc;
+    struct plan pl;
+    rc = plan_build(p, &pl, err);
+    if (rc)
+        return rc;
+    struct drv_tensor_size *t = calloc((size_t)pl.n, sizeof(*t));
+    if (t == NULL) {
+        free(pl.t);
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < pl.n; i++) {
+        drv_strlcpy(t[i].name, pl.t[i].name, sizeof(t[i].name));
+        drv_strlcpy(t[i].type, ggml_type_name(pl.t[i].type), sizeof(t[i].type));
+        t[i].layer = pl.t[i].layer;
+        t[i].bytes = tensor_bytes(&pl.t[i]);
+    }
+    *out = t;
+    *n = pl.n;
+    free(pl.t);
+    return 0;
+}
+
 /* ---- random numbers ---- */
 
 static uint64_t splitmix64(uint64_t *state)

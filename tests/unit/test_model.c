@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "model/model.h"
+#include "probe/probe.h"
 
 #define STORIES DROVER_TEST_MODELS "/stories260K.gguf"
 #define TINY    DROVER_TEST_MODELS "/llama-2-tiny-random.gguf"
@@ -369,6 +370,197 @@ static void synth_fails_cleanly(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent/dir/x.gguf"));
 }
 
+/* ---- fit ---- */
+
+static struct drv_fit_model *fit_load(const char *name)
+{
+    struct drv_fit_model *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = drv_fit_model_load(name, m, &err);
+    if (rc)
+        fail_msg("%s: %s", name, err.msg);
+    return m;
+}
+
+/* a machine with 32 GiB of RAM, 50 GB/s measured, and a GPU with gpu_free bytes */
+static void fake_hw(struct drv_hw *hw, uint64_t gpu_free, const char *gpu_type)
+{
+    memset(hw, 0, sizeof(*hw));
+    strcpy(hw->cpu.model, "test cpu");
+    hw->memory.total_bytes = hw->memory.available_bytes = 32ull << 30;
+    hw->memory.bandwidth_gbps = 50;
+    strcpy(hw->devices[0].name, "CPU");
+    strcpy(hw->devices[0].type, "cpu");
+    hw->n_devices = 1;
+    if (gpu_free) {
+        strcpy(hw->devices[1].name, "CUDA0");
+        strcpy(hw->devices[1].type, gpu_type);
+        hw->devices[1].memory_total_bytes = hw->devices[1].memory_free_bytes = gpu_free;
+        hw->n_devices = 2;
+    }
+}
+
+static void fit_kv_known_shapes(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("llama3.1:8b");
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 128 * 1024);
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_Q8_0), 68 * 1024);
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_Q4_0), 36 * 1024);
+    assert_string_equal(m->quant, "Q4_K_M");
+    free(m);
+
+    /* 5 layers x 4 kv heads x 8 dims x 2 (K, V) x 2 bytes */
+    m = fit_load(STORIES);
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 640);
+    struct drv_gguf_info in;
+    assert_int_equal(drv_gguf_inspect_file(STORIES, &in, NULL), 0);
+    assert_int_equal(m->total_bytes, in.tensor_bytes);
+    uint64_t sum = m->embd_bytes + m->output_bytes;
+    for (uint32_t i = 0; i < m->n_layer; i++)
+        sum += m->layer_bytes[i];
+    assert_int_equal(sum, in.tensor_bytes);
+    assert_false(m->tied);
+    free(m);
+}
+
+static void fit_catalog_names(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("llama3.2:1b-q4_0");
+    assert_string_equal(m->name, "llama3.2:1b");
+    assert_string_equal(m->quant, "Q4_0");
+    assert_true(m->tied);
+    struct drv_synth_params p = drv_synth_default_params();
+    p.shape = *drv_catalog_find("llama3.2:1b");
+    p.quant = DRV_SYNTH_Q4_0;
+    assert_int_equal(m->total_bytes, drv_synth_tensor_bytes(&p));
+    free(m);
+    m = fit_load("deepseek-r1:8b-llama-distill-q8_0");
+    assert_string_equal(m->quant, "Q8_0");
+    free(m);
+
+    struct drv_fit_model *u = calloc(1, sizeof(*u));
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_fit_model_load("qwen3:9b-q8_0", u, &err), DRV_ENOENT);
+    assert_non_null(strstr(err.msg, "did you mean"));
+    assert_non_null(strstr(err.msg, "qwen3:8b"));
+    drv_err_init(&err);
+    assert_int_equal(drv_fit_model_load("/nonexistent/x.gguf", u, &err), DRV_ENOENT);
+    free(u);
+
+    enum drv_fit_kv kv;
+    assert_true(drv_fit_kv_parse("Q8_0", &kv));
+    assert_int_equal(kv, DRV_FIT_KV_Q8_0);
+    assert_false(drv_fit_kv_parse("q5_0", &kv));
+}
+
+static void fit_8gb_gpu(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    assert_non_null(hw);
+    assert_non_null(r);
+    fake_hw(hw, 8ull << 30, "gpu");
+    struct drv_fit_params p = drv_fit_default_params();
+
+    struct drv_fit_model *m = fit_load("qwen2.5:7b");
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_GPU);
+    assert_int_equal(r->n_gpu_layers, 29);
+    assert_int_equal(r->dev[1].n_layers, 28);
+    assert_true(r->dev[1].has_output);
+    assert_int_equal(r->dev[0].n_layers, 0);
+    assert_int_equal(r->dev[0].weights, m->embd_bytes);
+    /* a discrete GPU's bandwidth is not in the profile: no number is invented */
+    assert_true(r->tg_lo < 0 && r->tg_hi < 0);
+
+    /* too much context for the card: a power of two fits, so does q8_0 */
+    p.n_ctx = 65536;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_PARTIAL);
+    assert_true(r->alt_ctx >= 256 && r->alt_ctx < 65536);
+    assert_int_equal(r->alt_ctx & (r->alt_ctx - 1), 0);
+    struct drv_fit_result *r2 = malloc(sizeof(*r2));
+    struct drv_fit_params p2 = p;
+    p2.n_ctx = r->alt_ctx;
+    drv_fit_plan(m, hw, &p2, r2);
+    assert_int_equal(r2->verdict, DRV_FIT_GPU);
+    p2.n_ctx = r->alt_ctx * 2;
+    drv_fit_plan(m, hw, &p2, r2);
+    assert_int_not_equal(r2->verdict, DRV_FIT_GPU);
+    free(r2);
+    free(m);
+
+    /* 70B at q4_k_m (~40 GiB) does not fit 8 GiB: some layers do */
+    m = fit_load("llama3.1:70b");
+    p = drv_fit_default_params();
+    hw->memory.available_bytes = 64ull << 30;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_PARTIAL);
+    assert_true(r->n_gpu_layers > 5 && r->n_gpu_layers < 20);
+    assert_true(r->dev[1].has_output);
+    assert_int_equal(r->dev[1].n_layers + 1, r->n_gpu_layers);
+    assert_int_equal(r->dev[0].n_layers + r->dev[1].n_layers, 80);
+    uint64_t gpu = r->dev[1].weights + r->dev[1].kv + r->dev[1].compute + r->dev[1].overhead;
+    assert_true(gpu <= 8ull << 30);
+    /* one more block would not have fitted */
+    assert_true(gpu + m->layer_bytes[0] + r->kv_per_token / 80 * 4096 > 8ull << 30);
+    /* the CPU part bounds the speed; the GPU's bandwidth is unknown */
+    assert_true(r->tg_upper_only);
+    assert_true(r->tg_hi > 0 && r->tg_hi < 50e9 * 0.8 / (30.0 * 1e9));
+    free(m);
+    free(hw);
+    free(r);
+}
+
+static void fit_roofline_and_ram(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    hw->memory.bandwidth_gbps = 100;
+    struct drv_fit_params p = drv_fit_default_params();
+    struct drv_fit_model *m = fit_load("llama3.1:8b");
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_CPU);
+    assert_int_equal(r->dev[0].n_layers, 32);
+    /* 4.6 GiB of weights less the token embeddings, plus 512 MiB of KV at 4096 */
+    uint64_t want = m->total_bytes - m->embd_bytes + 512ull * 1024 * 1024;
+    assert_true(r->read_per_token + 1024 >= want && r->read_per_token <= want + 1024);
+    assert_float_equal(r->tg_lo, 100e9 * 0.4 / (double)r->read_per_token, 0.01);
+    assert_float_equal(r->tg_hi, 100e9 * 0.8 / (double)r->read_per_token, 0.01);
+    assert_true(r->tg_lo > 6 && r->tg_hi < 20);
+
+    /* an integrated GPU reads the host's RAM: the roofline uses its bandwidth */
+    fake_hw(hw, 8ull << 30, "igpu");
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_GPU);
+    assert_true(r->tg_lo > 3 && r->tg_hi < 10);
+    assert_false(r->tg_upper_only);
+
+    /* 2 GiB of RAM: does not fit at all at 128K context, fits at a smaller one? no */
+    fake_hw(hw, 0, NULL);
+    hw->memory.available_bytes = 2ull << 30;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_NONE);
+    assert_int_equal(r->alt_ctx_ram, 0);
+    free(m);
+    m = fit_load("llama3.2:1b-q4_0");
+    p.n_ctx = 131072;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_NONE);
+    assert_true(r->alt_ctx_ram >= 256 && r->alt_ctx_ram < 131072);
+    free(m);
+    free(hw);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +577,10 @@ int main(void)
         cmocka_unit_test(synth_quant_names),
         cmocka_unit_test(synth_writes_what_inspect_reads),
         cmocka_unit_test(synth_fails_cleanly),
+        cmocka_unit_test(fit_kv_known_shapes),
+        cmocka_unit_test(fit_catalog_names),
+        cmocka_unit_test(fit_8gb_gpu),
+        cmocka_unit_test(fit_roofline_and_ram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,423 @@
+/* fit — what llama.cpp will allocate for a model on a machine, and how fast it
+ * can generate there, without loading anything. The formulas are in model.h
+ * next to drv_fit_plan; the facts behind them in /work/shared/REFERENCE.md §4-5.
+ *
+ * Weights come from the tensor table (a GGUF's, or synth's plan for a catalog
+ * shape, which is the type mix llama.cpp's quantizer gives), so the weight bytes
+ * are exact; KV is exact up to llama.cpp's padding; the compute buffer is an
+ * estimate (llama.cpp sizes it by reserving a worst-case graph). */
+#include "model/model.h"
+#include "probe/probe.h"
+
+#include <ggml.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Share of the read bandwidth llama.cpp's generation reaches: REFERENCE.md §5
+ * measures 30-80 % of theoretical on GPUs and CPUs; a measured stream read is
+ * already below theoretical, so the range is taken a little higher. */
+#define EFF_LO 0.4
+#define EFF_HI 0.8
+
+static const struct {
+    const char *name;
+    enum ggml_type type;
+} kv_types[] = {
+    [DRV_FIT_KV_F16] = {"f16", GGML_TYPE_F16},
+    [DRV_FIT_KV_Q8_0] = {"q8_0", GGML_TYPE_Q8_0},
+    [DRV_FIT_KV_Q4_0] = {"q4_0", GGML_TYPE_Q4_0},
+};
+#define N_KV_TYPES ((int)(sizeof(kv_types) / sizeof(kv_types[0])))
+
+bool drv_fit_kv_parse(const char *s, enum drv_fit_kv *out)
+{
+    for (int i = 0; i < N_KV_TYPES; i++)
+        if (strcasecmp(s, kv_types[i].name) == 0) {
+            *out = (enum drv_fit_kv)i;
+            return true;
+        }
+    return false;
+}
+
+const char *drv_fit_kv_name(enum drv_fit_kv kv)
+{
+    return (int)kv >= 0 && (int)kv < N_KV_TYPES ? kv_types[kv].name : "?";
+}
+
+struct drv_fit_params drv_fit_default_params(void)
+{
+    struct drv_fit_params p;
+    memset(&p, 0, sizeof(p));
+    p.n_ctx = 4096;
+    p.n_parallel = 1;
+    p.n_ubatch = 512;
+    p.kv = DRV_FIT_KV_F16;
+    p.n_gpu_layers = -1;
+    return p;
+}
+
+/* ---- the model ---- */
+
+int drv_fit_model_from_tensors(const struct drv_tensor_size *t, int n, struct drv_fit_model *m,
+                               struct drv_err *err)
+{
+    if (m->n_layer == 0 || m->n_layer > DRV_FIT_MAX_LAYERS)
+        return drv_err_set(err, DRV_EINVAL, "block count %u is not in 1..%d", m->n_layer,
+                           DRV_FIT_MAX_LAYERS);
+    m->total_bytes = m->embd_bytes = m->output_bytes = m->expert_bytes = m->tied_bytes = 0;
+    memset(m->layer_bytes, 0, sizeof(m->layer_bytes));
+    bool has_output = false;
+    for (int i = 0; i < n; i++) {
+        m->total_bytes += t[i].bytes;
+        if (strstr(t[i].name, "_exps"))
+            m->expert_bytes += t[i].bytes;
+        if (t[i].layer >= 0) {
+            if ((uint32_t)t[i].layer >= m->n_layer)
+                return drv_err_set(err, DRV_EINVAL, "tensor '%s' is past the last block (%u)",
+                                   t[i].name, m->n_layer - 1);
+            m->layer_bytes[t[i].layer] += t[i].bytes;
+        } else if (strcmp(t[i].name, "token_embd.weight") == 0) {
+            m->embd_bytes += t[i].bytes;
+        } else {
+            if (strcmp(t[i].name, "output.weight") == 0)
+                has_output = true;
+            m->output_bytes += t[i].bytes;
+        }
+    }
+    m->tied = !has_output;
+    m->tied_bytes = m->tied ? m->embd_bytes : 0;
+    return 0;
+}
+
+static bool looks_like_path(const char *s)
+{
+    size_t n = strlen(s);
+    struct stat st;
+    return strchr(s, '/') || (n > 5 && strcasecmp(s + n - 5, ".gguf") == 0) ||
+           (stat(s, &st) == 0 && S_ISREG(st.st_mode));
+}
+
+static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *err)
+{
+    struct drv_gguf_info *in = malloc(sizeof(*in));
+    if (in == NULL)
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    int rc = drv_gguf_inspect_file(path, in, err);
+    if (rc == 0) {
+        drv_strlcpy(m->name, path, sizeof(m->name));
+        drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
+        drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
+        m->n_layer = in->n_block;
+        m->n_embd = in->n_embd;
+        m->n_head = in->n_head;
+        m->n_head_kv = in->n_head_kv;
+        m->head_dim_k = in->head_dim_k;
+        m->head_dim_v = in->head_dim_v;
+        m->n_ff = in->n_ff;
+        m->n_vocab = in->n_vocab;
+        m->n_ctx_train = in->n_ctx_train;
+        m->n_swa = in->n_swa;
+        m->n_expert = in->n_expert;
+        m->n_expert_used = in->n_expert_used;
+    }
+    free(in);
+    if (rc)
+        return rc;
+    struct drv_tensor_size *t;
+    int n;
+    rc = drv_gguf_tensor_list(path, &t, &n, err);
+    if (rc)
+        return rc;
+    rc = drv_fit_model_from_tensors(t, n, m, err);
+    free(t);
+    return rc;
+}
+
+static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_err *err)
+{
+    struct drv_synth_params p = drv_synth_default_params();
+    char base[128];
+    drv_strlcpy(base, model, sizeof(base));
+    const struct drv_model_shape *s = drv_catalog_find(base);
+    char *dash = strrchr(base, '-');
+    if (s == NULL && dash && drv_synth_quant_parse(dash + 1, &p.quant)) {
+        *dash = '\0';
+        s = drv_catalog_find(base);
+    }
+    if (s == NULL) {
+        struct drv_model_shape tmp;
+        return drv_shape_resolve(base, &tmp, err); /* the message lists close matches */
+    }
+    p.shape = *s;
+    drv_strlcpy(m->name, s->name, sizeof(m->name));
+    drv_strlcpy(m->arch, s->arch, sizeof(m->arch));
+    drv_strlcpy(m->quant, drv_synth_quant_name(p.quant), sizeof(m->quant));
+    for (char *c = m->quant; *c; c++)
+        if (*c >= 'a' && *c <= 'z')
+            *c = (char)(*c - 'a' + 'A');
+    m->from_catalog = true;
+    m->n_layer = s->n_layer;
+    m->n_embd = s->n_embd;
+    m->n_head = s->n_head;
+    m->n_head_kv = s->n_head_kv;
+    m->head_dim_k = m->head_dim_v = s->head_dim;
+    m->n_ff = s->n_ff;
+    m->n_vocab = s->n_vocab;
+    m->n_ctx_train = s->n_ctx_train;
+    struct drv_tensor_size *t;
+    int n;
+    int rc = drv_synth_tensor_list(&p, &t, &n, err);
+    if (rc)
+        return rc;
+    rc = drv_fit_model_from_tensors(t, n, m, err);
+    free(t);
+    return rc;
+}
+
+int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return looks_like_path(model) ? load_file(model, out, err) : load_catalog(model, out, err);
+}
+
+/* ---- KV ---- */
+
+static uint64_t kv_per_layer_cell(const struct drv_fit_model *m, enum drv_fit_kv kv)
+{
+    enum ggml_type t = kv_types[kv].type;
+    int64_t k = (int64_t)m->head_dim_k * m->n_head_kv, v = (int64_t)m->head_dim_v * m->n_head_kv;
+    /* a row that is not whole blocks cannot be quantized: llama.cpp refuses; count f16 */
+    uint64_t kb = k % ggml_blck_size(t) ? ggml_row_size(GGML_TYPE_F16, k) : ggml_row_size(t, k);
+    uint64_t vb = v % ggml_blck_size(t) ? ggml_row_size(GGML_TYPE_F16, v) : ggml_row_size(t, v);
+    return kb + vb;
+}
+
+uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv)
+{
+    return (uint64_t)m->n_layer * kv_per_layer_cell(m, kv);
+}
+
+/* ---- placement ---- */
+
+/* weights a token reads from block i: experts count by n_expert_used / n_expert */
+static double layer_active(const struct drv_fit_model *m, uint32_t i)
+{
+    double b = (double)m->layer_bytes[i];
+    if (m->n_expert > 0 && m->n_expert_used > 0 && m->n_expert_used < m->n_expert) {
+        double exp = (double)m->expert_bytes / m->n_layer;
+        b -= exp * (1.0 - (double)m->n_expert_used / m->n_expert);
+    }
+    return b < 0 ? 0 : b;
+}
+
+static uint64_t dev_total(const struct drv_fit_device *d)
+{
+    return d->weights + d->kv + d->compute + d->overhead;
+}
+
+static void init_devices(const struct drv_hw *hw, struct drv_fit_result *r)
+{
+    struct drv_fit_device *h = &r->dev[0];
+    memset(h, 0, sizeof(*h));
+    drv_strlcpy(h->name, "CPU", sizeof(h->name));
+    drv_strlcpy(h->description, hw->cpu.model, sizeof(h->description));
+    h->free_bytes = hw->memory.available_bytes;
+    h->bw_gbps = hw->memory.bandwidth_gbps;
+    h->bw_measured = hw->memory.bandwidth_gbps > 0;
+    r->n_dev = 1;
+    for (int i = 0; i < hw->n_devices && r->n_dev < DRV_FIT_MAX_DEVICES; i++) {
+        const struct drv_hw_device *d = &hw->devices[i];
+        bool igpu = strcmp(d->type, "igpu") == 0;
+        if (!igpu && strcmp(d->type, "gpu") != 0)
+            continue;
+        struct drv_fit_device *g = &r->dev[r->n_dev++];
+        memset(g, 0, sizeof(*g));
+        drv_strlcpy(g->name, d->name, sizeof(g->name));
+        drv_strlcpy(g->description, d->description, sizeof(g->description));
+        g->gpu = true;
+        g->shares_ram = igpu;
+        g->free_bytes = d->memory_free_bytes;
+        /* an integrated GPU reads the same RAM the CPU does */
+        g->bw_gbps = igpu ? hw->memory.bandwidth_gbps : -1;
+        g->bw_measured = igpu && hw->memory.bandwidth_gbps > 0;
+    }
+}
+
+/* One placement for p (n_gpu_layers < 0: as many as fit). Leaves r->verdict. */
+static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
+                  const struct drv_fit_params *p, struct drv_fit_result *r)
+{
+    r->params = *p;
+    init_devices(hw, r);
+    uint32_t nl = m->n_layer;
+    uint64_t cells = (uint64_t)p->n_ctx * (p->n_parallel ? p->n_parallel : 1);
+    uint64_t kvl = kv_per_layer_cell(m, p->kv);
+    uint64_t n_ub = p->n_ubatch < cells ? p->n_ubatch : cells;
+    uint64_t c_layers = n_ub * 4 * ((uint64_t)m->n_embd + 2ull * m->n_ff);
+    uint64_t c_logits = n_ub * 4 * (uint64_t)m->n_vocab;
+    r->kv_per_token = kvl * nl;
+    r->kv_bytes = r->kv_per_token * cells;
+
+    int want = p->n_gpu_layers < 0 || p->n_gpu_layers > (int)nl + 1 ? (int)nl + 1 : p->n_gpu_layers;
+    bool forced = p->n_gpu_layers >= 0;
+    /* unit u: block u, or the output when u == nl; holder[u] is a device index */
+    int *holder = calloc(nl + 1, sizeof(*holder));
+    if (holder == NULL)
+        abort(); /* at most DRV_FIT_MAX_LAYERS + 1 ints */
+    int g = r->n_dev > 1 ? 1 : 0, placed = 0;
+    uint64_t used = 0; /* on dev[g], before its overhead and compute */
+    for (int u = (int)nl; u >= 0 && placed < want && g > 0; u--) {
+        uint64_t bytes =
+            (uint32_t)u == nl ? m->output_bytes + m->tied_bytes : m->layer_bytes[u] + kvl * cells;
+        for (;;) {
+            struct drv_fit_device *d = &r->dev[g];
+            uint64_t fixed = DRV_FIT_VRAM_OVERHEAD + c_layers +
+                             ((uint32_t)u == nl || d->has_output ? c_logits : 0);
+            if (fixed + used + bytes <= d->free_bytes || (forced && g == r->n_dev - 1))
+                break;
+            if (g == r->n_dev - 1) {
+                g = 0; /* no GPU left */
+                break;
+            }
+            g++;
+            used = 0;
+        }
+        if (g == 0)
+            break;
+        holder[u] = g;
+        used += bytes;
+        placed++;
+        if ((uint32_t)u == nl)
+            r->dev[g].has_output = true;
+    }
+    r->n_gpu_layers = placed;
+
+    for (uint32_t u = 0; u <= nl; u++) {
+        struct drv_fit_device *d = &r->dev[holder[u]];
+        if (u == nl) {
+            d->has_output = true;
+            d->weights += m->output_bytes + (d->gpu ? m->tied_bytes : 0);
+        } else {
+            d->n_layers++;
+            d->weights += m->layer_bytes[u];
+            d->kv += kvl * cells;
+        }
+    }
+    free(holder);
+    r->dev[0].weights += m->embd_bytes;
+    r->dev[0].overhead = DRV_FIT_RAM_OVERHEAD;
+    bool gpu_ok = true;
+    r->total_bytes = 0;
+    for (int i = 0; i < r->n_dev; i++) {
+        struct drv_fit_device *d = &r->dev[i];
+        if (d->n_layers || d->has_output)
+            d->compute = c_layers + (d->has_output ? c_logits : 0);
+        if (i > 0 && (d->n_layers || d->has_output))
+            d->overhead = DRV_FIT_VRAM_OVERHEAD;
+        if (i > 0 && dev_total(d) > d->free_bytes)
+            gpu_ok = false;
+        r->total_bytes += dev_total(d);
+    }
+    bool ram_ok = dev_total(&r->dev[0]) <= r->dev[0].free_bytes;
+    if (!ram_ok || !gpu_ok)
+        r->verdict = DRV_FIT_NONE;
+    else if (placed == (int)nl + 1)
+        r->verdict = DRV_FIT_GPU;
+    else if (placed > 0)
+        r->verdict = DRV_FIT_PARTIAL;
+    else
+        r->verdict = DRV_FIT_CPU;
+}
+
+static void roofline(const struct drv_fit_model *m, struct drv_fit_result *r)
+{
+    uint64_t kvl = kv_per_layer_cell(m, r->params.kv);
+    double t_lo = 0, t_hi = 0, host_hi = 0; /* seconds per token */
+    bool unknown = false;
+    r->read_per_token = 0;
+    /* blocks were handed out from the top, the first GPU first: the host holds
+     * blocks 0..h-1, the last GPU the ones above, the first GPU the top ones */
+    uint32_t next = 0;
+    double bytes_dev[DRV_FIT_MAX_DEVICES] = {0};
+    for (int b = 0; b < r->dev[0].n_layers; b++)
+        bytes_dev[0] += layer_active(m, next++);
+    for (int i = r->n_dev - 1; i >= 1; i--)
+        for (int k = 0; k < r->dev[i].n_layers; k++)
+            bytes_dev[i] += layer_active(m, next++);
+    for (int i = 0; i < r->n_dev; i++) {
+        struct drv_fit_device *d = &r->dev[i];
+        bytes_dev[i] += (double)kvl * r->params.n_ctx * d->n_layers;
+        if (d->has_output)
+            bytes_dev[i] += (double)(m->output_bytes + (m->tied ? m->tied_bytes : 0));
+        r->read_per_token += (uint64_t)bytes_dev[i];
+        if (bytes_dev[i] <= 0)
+            continue;
+        if (d->bw_gbps <= 0) {
+            unknown = true;
+            continue;
+        }
+        double bw = d->bw_gbps * 1e9;
+        t_lo += bytes_dev[i] / (bw * EFF_LO);
+        t_hi += bytes_dev[i] / (bw * EFF_HI);
+        if (i == 0)
+            host_hi = bytes_dev[i] / (bw * EFF_HI);
+    }
+    r->tg_lo = r->tg_hi = -1;
+    r->tg_upper_only = false;
+    if (!unknown && t_hi > 0) {
+        r->tg_lo = 1.0 / t_lo;
+        r->tg_hi = 1.0 / t_hi;
+    } else if (unknown && host_hi > 0) {
+        r->tg_hi = 1.0 / host_hi;
+        r->tg_upper_only = true;
+    }
+}
+
+void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
+                  const struct drv_fit_params *p, struct drv_fit_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    place(m, hw, p, out);
+    roofline(m, out);
+    if (out->verdict == DRV_FIT_GPU)
+        return;
+    struct drv_fit_result *alt = malloc(sizeof(*alt));
+    if (alt == NULL)
+        return; /* the alternatives are advice; the plan itself stands */
+    struct drv_fit_params q = *p;
+    q.n_gpu_layers = -1;
+    bool gpus = out->n_dev > 1;
+    uint32_t c = 256;
+    while (c * 2 < p->n_ctx)
+        c *= 2;
+    for (; gpus && c >= 256 && c < p->n_ctx; c /= 2) {
+        q.n_ctx = c;
+        place(m, hw, &q, alt);
+        if (alt->verdict == DRV_FIT_GPU) {
+            out->alt_ctx = c;
+            break;
+        }
+    }
+    q.n_ctx = p->n_ctx;
+    if (gpus && p->kv == DRV_FIT_KV_F16) {
+        q.kv = DRV_FIT_KV_Q8_0;
+        place(m, hw, &q, alt);
+        out->alt_q8_fits = alt->verdict == DRV_FIT_GPU;
+        q.kv = p->kv;
+    }
+    if (out->verdict == DRV_FIT_NONE) {
+        for (c = 256; c * 2 < p->n_ctx; c *= 2)
+            ;
+        for (; c >= 256 && c < p->n_ctx; c /= 2) {
+            q.n_ctx = c;
+            place(m, hw, &q, alt);
+            if (alt->verdict != DRV_FIT_NONE) {
+                out->alt_ctx_ram = c;
+                break;
+            }
+        }
+    }
+    free(alt);
+}
