@@ -157,7 +157,11 @@ static void print_table(const struct drv_fit_model *m, const struct drv_fit_resu
            drv_fmt_bytes(r->read_per_token, a, sizeof(a)), p->n_ctx);
     const struct drv_fit_device *h = &r->dev[0];
     if (r->tg_lo > 0 && !r->tg_upper_only) {
-        printf("%-12s ~%.1f-%.1f tok/s (roofline, 40-80 %% of ", "", r->tg_lo, r->tg_hi);
+        bool on_cpu = h->n_layers > 0 || h->has_output, on_gpu = r->n_gpu_layers > 0;
+        printf("%-12s ~%.1f-%.1f tok/s (roofline, %s of ", "", r->tg_lo, r->tg_hi,
+               on_cpu && on_gpu ? "CPU 30-60 %, GPUs 40-80 %"
+               : on_cpu         ? "30-60 %"
+                                : "40-80 %");
         if (h->bw_gbps > 0)
             printf("%.1f GB/s %s", h->bw_gbps, h->bw_measured ? "measured" : "given");
         printf(")\n");
