@@ -633,11 +633,23 @@ static void set_expiry(struct drv_emodel *m)
 static bool wait_for_work(struct drv_emodel *m)
 {
     struct drv_engine *e = m->engine;
+    bool waited = false;
     for (;;) {
         if (m->stop) {
             if (e->closing || m->q_head == NULL)
                 return false;
             m->stop = false; /* asked to unload, but a request came: keep serving */
+        }
+        if (waited && m->q_head && m->n_slots > 1) {
+            /* woken from idle: clients that send together (a fan-out, a bench)
+             * arrive within a millisecond or two; gathering them lets their
+             * prompts share the first decode step instead of each waiting for
+             * the step before it */
+            pthread_mutex_unlock(&e->mu);
+            struct timespec gather = {.tv_sec = 0, .tv_nsec = 2 * 1000000};
+            nanosleep(&gather, NULL);
+            pthread_mutex_lock(&e->mu);
+            waited = false;
         }
         take_queued(m);
         if (m->n_active > 0 || m->cq_head)
@@ -650,6 +662,7 @@ static bool wait_for_work(struct drv_emodel *m)
         drv_engine_evict_over_limit(e);
         if (m->stop)
             return false;
+        waited = true;
         if (m->expires_at_ms == 0) {
             pthread_cond_wait(&m->cond, &e->mu);
             continue;
