@@ -81,19 +81,34 @@ async function oneRequest(url, name, prompt) {
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
-async function measure(url, name, conc) {
-  await oneRequest(url, name, "Warm up.");
-  const rounds = [];
+async function round(url, name, conc, r) {
+  const t0 = performance.now();
+  const res = await Promise.all(Array.from({ length: conc }, (_, k) =>
+    oneRequest(url, name, `Once upon a time ${r * 97 + k}, there was`)));
+  const wall = (performance.now() - t0) / 1000;
+  const toks = res.reduce((a, x) => a + x.tokens, 0);
+  return { tps: toks / wall, ttft: median(res.map((x) => x.ttft)), total: median(res.map((x) => x.total)), toks };
+}
+
+const summary = (rounds, conc) => ({ tps: median(rounds.map((x) => x.tps)), ttft: median(rounds.map((x) => x.ttft)),
+  total: median(rounds.map((x) => x.total)), toks: rounds[0].toks / conc });
+
+// Both servers in the same loop, alternating which goes first in each repetition,
+// so a drift of the machine (heat, other load) does not favour either.
+async function measureBoth(urlL, urlD, name, conc) {
+  await oneRequest(urlL, name, "Warm up.");
+  await oneRequest(urlD, name, "Warm up.");
+  const L = [], D = [];
   for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    const res = await Promise.all(Array.from({ length: conc }, (_, k) =>
-      oneRequest(url, name, `Once upon a time ${r * 97 + k}, there was`)));
-    const wall = (performance.now() - t0) / 1000;
-    const toks = res.reduce((a, x) => a + x.tokens, 0);
-    rounds.push({ tps: toks / wall, ttft: median(res.map((x) => x.ttft)), total: median(res.map((x) => x.total)), toks });
+    if (r % 2 === 0) {
+      L.push(await round(urlL, name, conc, r));
+      D.push(await round(urlD, name, conc, r));
+    } else {
+      D.push(await round(urlD, name, conc, r));
+      L.push(await round(urlL, name, conc, r));
+    }
   }
-  return { tps: median(rounds.map((x) => x.tps)), ttft: median(rounds.map((x) => x.ttft)),
-           total: median(rounds.map((x) => x.total)), toks: rounds[0].toks / conc };
+  return { L: summary(L, conc), D: summary(D, conc) };
 }
 
 function start(cmd, argv) {
@@ -114,9 +129,7 @@ try {
   await waitUp(`http://127.0.0.1:${portD}`);
   const rows = [];
   for (const conc of [1, 4]) {
-    // llama-server first, then drover, for each concurrency
-    const L = await measure(`http://127.0.0.1:${portL}`, name, conc);
-    const D = await measure(`http://127.0.0.1:${portD}`, name, conc);
+    const { L, D } = await measureBoth(`http://127.0.0.1:${portL}`, `http://127.0.0.1:${portD}`, name, conc);
     rows.push({ conc, L, D });
   }
   console.log(`model ${name}, ${nGen} tokens/request, ${reps} reps, ${threads} threads, ${slots} slots each`);
