@@ -107,7 +107,6 @@ void drv_job_free(struct drv_job *j)
     for (size_t i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
     free(j->stop);
-    free(j->format_schema);
     free(j->grammar);
     for (size_t i = 0; i < j->n_inputs; i++)
         free(j->inputs[i]);
@@ -148,12 +147,11 @@ static struct drv_job *job_copy(const struct drv_gen_request *r)
     j->sampling = r->sampling;
     j->num_predict = r->num_predict;
     j->format = r->format;
-    j->format_schema = dup_or_null(r->format_schema);
     j->think = r->think;
     j->truncate = r->truncate;
     j->keep_alive_ms = r->keep_alive_ms;
     j->cancel = r->cancel;
-    if (!ok || (r->format_schema && !j->format_schema)) {
+    if (!ok) {
         drv_job_free(j);
         return NULL;
     }
@@ -418,36 +416,37 @@ int drv_engine_add_ollama_store(struct drv_engine *e, const char *dir, struct dr
 
 /* ---- backend ops ---- */
 
-static int count_loaded(struct drv_engine *e)
+/* With e->mu held: asks least-recently-used idle models to unload until the
+ * loaded ones (not counting those already unloading) plus `room` new ones fit
+ * --max-loaded. A busy model is never evicted: when all are busy the limit is
+ * exceeded, and an idling model calls this again (room 0) to restore it. */
+static void enforce_max_loaded(struct drv_engine *e, int room, const struct drv_emodel *want)
 {
-    int n = 0;
+    int loaded = 0;
     for (int i = 0; i < e->n_models; i++)
-        n += e->models[i]->state != DRV_MODEL_UNLOADED;
-    return n;
-}
-
-/* With e->mu held: make room for one more loaded model by asking the least
- * recently used idle one to unload. A busy model is never evicted; when all are
- * busy the new model loads anyway and the limit is exceeded until one idles. */
-static void evict_for(struct drv_engine *e, struct drv_emodel *want)
-{
-    if (count_loaded(e) < e->p.max_loaded)
-        return;
-    struct drv_emodel *lru = NULL;
-    for (int i = 0; i < e->n_models; i++) {
-        struct drv_emodel *m = e->models[i];
-        if (m == want || m->state != DRV_MODEL_READY || m->stop || m->n_active || m->n_queued)
-            continue;
-        if (lru == NULL || m->last_used_ns < lru->last_used_ns)
-            lru = m;
-    }
-    if (lru) {
-        drv_log(DRV_LOG_INFO, "unloading %s to make room for %s", lru->name, want->name);
+        loaded += e->models[i]->state != DRV_MODEL_UNLOADED && !e->models[i]->stop;
+    for (; loaded + room > e->p.max_loaded; loaded--) {
+        struct drv_emodel *lru = NULL;
+        for (int i = 0; i < e->n_models; i++) {
+            struct drv_emodel *m = e->models[i];
+            if (m == want || m->state != DRV_MODEL_READY || m->stop || m->n_active || m->n_queued)
+                continue;
+            if (lru == NULL || m->last_used_ns < lru->last_used_ns)
+                lru = m;
+        }
+        if (lru == NULL) {
+            if (room)
+                drv_log(DRV_LOG_WARN, "max_loaded %d exceeded: every loaded model is busy",
+                        e->p.max_loaded);
+            return;
+        }
+        if (want)
+            drv_log(DRV_LOG_INFO, "unloading %s to make room for %s", lru->name, want->name);
+        else
+            drv_log(DRV_LOG_INFO, "unloading %s: more than %d models loaded", lru->name,
+                    e->p.max_loaded);
         lru->stop = true;
         pthread_cond_signal(&lru->cond);
-    } else {
-        drv_log(DRV_LOG_WARN, "max_loaded %d exceeded: every loaded model is busy",
-                e->p.max_loaded);
     }
 }
 
@@ -497,7 +496,7 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
             pthread_join(m->thread, NULL);
             m->thread = 0;
         }
-        evict_for(e, m);
+        enforce_max_loaded(e, 1, m);
         m->stop = false;
         m->state = DRV_MODEL_LOADING;
         m->thread_running = true;
@@ -521,25 +520,7 @@ static int enqueue(struct drv_engine *e, const char *model, struct drv_job *j, s
 
 void drv_engine_evict_over_limit(struct drv_engine *e)
 {
-    int loaded = 0;
-    for (int i = 0; i < e->n_models; i++)
-        loaded += e->models[i]->state != DRV_MODEL_UNLOADED && !e->models[i]->stop;
-    for (; loaded > e->p.max_loaded; loaded--) {
-        struct drv_emodel *lru = NULL;
-        for (int i = 0; i < e->n_models; i++) {
-            struct drv_emodel *m = e->models[i];
-            if (m->state != DRV_MODEL_READY || m->stop || m->n_active || m->n_queued)
-                continue;
-            if (lru == NULL || m->last_used_ns < lru->last_used_ns)
-                lru = m;
-        }
-        if (lru == NULL)
-            return;
-        drv_log(DRV_LOG_INFO, "unloading %s: more than %d models loaded", lru->name,
-                e->p.max_loaded);
-        lru->stop = true;
-        pthread_cond_signal(&lru->cond);
-    }
+    enforce_max_loaded(e, 0, NULL);
 }
 
 static int engine_generate(struct drv_backend *b, const struct drv_gen_request *req,
@@ -550,11 +531,11 @@ static int engine_generate(struct drv_backend *b, const struct drv_gen_request *
     struct drv_job *j = job_copy(req);
     if (j == NULL)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
-    if (j->format == DRV_FORMAT_SCHEMA && j->format_schema) {
+    if (req->format == DRV_FORMAT_SCHEMA && req->format_schema) {
         /* compiled now, so a bad schema is a 400 before anything is queued */
         struct drv_buf g;
         drv_buf_init(&g, 4u << 20);
-        int rc = drv_json_schema_to_gbnf(j->format_schema, &g, err);
+        int rc = drv_json_schema_to_gbnf(req->format_schema, &g, err);
         if (rc) {
             drv_buf_release(&g);
             drv_job_free(j);
@@ -686,7 +667,6 @@ struct drv_engine *drv_engine_new(const struct drv_engine_params *params, struct
     if (e->p.max_queue < 0)
         e->p.max_queue = 0;
     pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->idle_cond, NULL);
     e->backend.ops = &engine_ops;
     e->backend.impl = e;
     return e;
@@ -717,7 +697,6 @@ void drv_engine_free(struct drv_engine *e)
     }
     free(e->models);
     free(e->aliases);
-    pthread_cond_destroy(&e->idle_cond);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

@@ -24,8 +24,7 @@ struct drv_job {
     char **stop;
     size_t n_stop;
     enum drv_format format;
-    char *format_schema;
-    char *grammar; /* GBNF compiled from format_schema, NULL = none */
+    char *grammar; /* GBNF compiled from the request's format schema, NULL = none */
     int think;
     bool truncate; /* too long: keep the end (generation) / cut (embeddings) */
     int64_t keep_alive_ms;
@@ -102,7 +101,6 @@ struct drv_emodel {
 struct drv_engine {
     struct drv_engine_params p;
     pthread_mutex_t mu;
-    pthread_cond_t idle_cond; /* a model finished unloading */
     struct drv_emodel **models;
     int n_models, cap_models;
     struct drv_alias {

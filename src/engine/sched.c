@@ -46,19 +46,29 @@ int drv_physical_cores(void)
 
 /* ---- loading ---- */
 
+/* The first GPU (discrete or integrated) llama.cpp sees, or NULL; its free
+ * memory into *free_b. */
+static ggml_backend_dev_t first_gpu(size_t *free_b)
+{
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            size_t total;
+            ggml_backend_dev_memory(d, free_b, &total);
+            return d;
+        }
+    }
+    return NULL;
+}
+
 /* Bytes free where the KV cache will live: the first GPU's free memory when
  * layers are offloaded to one, else the system's available RAM. */
 static uint64_t kv_memory_free(const struct drv_engine_params *p)
 {
-    for (size_t i = 0; p->n_gpu_layers != 0 && i < ggml_backend_dev_count(); i++) {
-        ggml_backend_dev_t d = ggml_backend_dev_get(i);
-        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
-        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) {
-            size_t free_b, total;
-            ggml_backend_dev_memory(d, &free_b, &total);
-            return free_b;
-        }
-    }
+    size_t free_b;
+    if (p->n_gpu_layers != 0 && first_gpu(&free_b))
+        return free_b;
     FILE *f = fopen("/proc/meminfo", "r");
     unsigned long long kb = 0;
     char line[128];
@@ -106,13 +116,9 @@ static int auto_gpu_layers(const struct drv_emodel *m, uint64_t kv_bytes, char *
                            size_t why_size)
 {
     const struct drv_gguf_info *in = &m->info;
-    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
-        ggml_backend_dev_t d = ggml_backend_dev_get(i);
-        enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
-        if (t != GGML_BACKEND_DEVICE_TYPE_GPU && t != GGML_BACKEND_DEVICE_TYPE_IGPU)
-            continue;
-        size_t free_b, total;
-        ggml_backend_dev_memory(d, &free_b, &total);
+    size_t free_b;
+    ggml_backend_dev_t d = first_gpu(&free_b);
+    if (d) {
         uint64_t per_layer = in->tensor_bytes / (in->n_block + 1);
         uint64_t need_fixed = kv_bytes + (512ull << 20);
         int n = 0;
@@ -485,6 +491,7 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
     s->n_gen = 0;
     s->logits_idx = -1;
     s->job = j;
+    s->model_name = m->name;
     s->state = DRV_SLOT_PROMPT;
     s->think = (struct drv_think_state){.enabled = think_capable(m) && j->think != 0};
     drv_buf_reset(&s->pending);
@@ -506,7 +513,6 @@ static int emit_text(void *ud, enum drv_ev_kind kind, const char *p, size_t n)
  * when the client cancelled. */
 static int flush_pending(struct drv_emodel *m, struct drv_slot *s, bool final, bool *stopped)
 {
-    s->model_name = m->name;
     int cancel = 0;
     size_t used = drv_text_flush(&s->think, s->pending.data, s->pending.len, final,
                                  (const char *const *)s->job->stop, s->job->n_stop, stopped,
@@ -1046,7 +1052,6 @@ void *drv_sched_main(void *arg)
         }
         m->state = DRV_MODEL_UNLOADED;
         m->thread_running = false;
-        pthread_cond_broadcast(&e->idle_cond);
         pthread_mutex_unlock(&e->mu);
         return NULL;
     }
