@@ -154,3 +154,20 @@ char *drv_config_default_path(char *out, size_t out_size)
         snprintf(out, out_size, "%s/.config/drover/drover.conf", home ? home : "");
     return out;
 }
+
+int drv_config_load_for_command(const char *explicit_path, struct drv_config **out, char *path_out,
+                                size_t path_size, struct drv_err *err)
+{
+    if (explicit_path)
+        drv_strlcpy(path_out, explicit_path, path_size);
+    else
+        drv_config_default_path(path_out, path_size);
+    struct drv_err e2;
+    drv_err_init(&e2);
+    int rc = drv_config_load(path_out, out, &e2);
+    if (rc == DRV_ENOENT && explicit_path == NULL)
+        return 0;
+    if (rc)
+        drv_err_set(err, rc, "%s", e2.msg);
+    return rc;
+}

@@ -35,6 +35,11 @@ struct drv_config {
  * line number; a missing file with DRV_ENOENT. Caller frees with
  * drv_config_free. */
 int drv_config_load(const char *path, struct drv_config **out, struct drv_err *err);
+/* What a command reads: the file named by --config (explicit, may be NULL), else
+ * the default path. A missing *default* file is no error: *out = NULL and 0.
+ * The path used goes to path_out. */
+int drv_config_load_for_command(const char *explicit_path, struct drv_config **out, char *path_out,
+                                size_t path_size, struct drv_err *err);
 /* Same, from text in memory (NUL-terminated). */
 int drv_config_parse(const char *text, struct drv_config **out, struct drv_err *err);
 void drv_config_free(struct drv_config *c);

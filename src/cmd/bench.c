@@ -379,11 +379,10 @@ int drv_cmd_bench(int argc, char **argv)
         status = drv_cmd_bad_usage(self, "missing TARGET");
         goto out;
     }
-    char cpath[512];
-    const char *cfile = o->config ? o->config : drv_config_default_path(cpath, sizeof(cpath));
+    char cfile[512];
     struct drv_err cerr;
     drv_err_init(&cerr);
-    if (drv_config_load(cfile, &cfg, &cerr) != 0 && (o->config || cerr.code != DRV_ENOENT)) {
+    if (drv_config_load_for_command(o->config, &cfg, cfile, sizeof(cfile), &cerr) != 0) {
         fprintf(stderr, "drover bench: %s\n", cerr.msg);
         status = 1;
         goto out;

@@ -40,10 +40,14 @@ static int engine_metrics(void *ud, struct drv_buf *out)
     };
     struct drv_engine_metrics t;
     drv_engine_metrics(ud, &t);
-    struct drv_engine_model_metrics mm[64];
-    int n = drv_engine_model_metrics(ud, mm, 64);
-    if (n > 64)
-        n = 64;
+    /* every registered model: count first (a model added meanwhile waits for the
+     * next scrape) */
+    int n = drv_engine_model_metrics(ud, NULL, 0);
+    struct drv_engine_model_metrics *mm = calloc((size_t)(n > 0 ? n : 1), sizeof(*mm));
+    if (mm == NULL)
+        return DRV_ENOMEM;
+    int got = drv_engine_model_metrics(ud, mm, n);
+    n = got < n ? got : n;
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < sizeof(series) / sizeof(series[0]); k++) {
         unsigned long long total[] = {t.requests_total,
@@ -75,6 +79,7 @@ static int engine_metrics(void *ud, struct drv_buf *out)
                              "# HELP drover_loaded_models Models loaded.\n"
                              "# TYPE drover_loaded_models gauge\ndrover_loaded_models %d\n",
                              t.loaded_models);
+    free(mm);
     return rc;
 }
 
@@ -221,17 +226,14 @@ int drv_cmd_serve(int argc, char **argv)
     }
     if (optind != argc)
         return drv_cmd_bad_usage(self, "unexpected argument '%s'", argv[optind]);
-    char cpath[512];
-    const char *path = o.config ? o.config : drv_config_default_path(cpath, sizeof(cpath));
+    char path[512];
     struct drv_config *cfg = NULL;
     struct drv_err err;
     drv_err_init(&err);
-    int rc = drv_config_load(path, &cfg, &err);
-    if (rc && (o.config || rc != DRV_ENOENT)) {
+    if (drv_config_load_for_command(o.config, &cfg, path, sizeof(path), &err) != 0) {
         fprintf(stderr, "drover serve: %s\n", err.msg);
         return 1;
     }
-    drv_err_init(&err); /* no config file is fine */
     for (size_t i = 0; cfg && i < cfg->n; i++) {
         const struct drv_config_entry *e = &cfg->entries[i];
         if (strcmp(e->section, "serve") != 0)
