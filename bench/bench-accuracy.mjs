@@ -10,46 +10,22 @@
 // HTTP, server-reported timings). Prints each with its ratio to llama-bench.
 // Targets (issue #4): --local tg within 5 % of llama-bench, pp within 10 %.
 import { spawn, execFileSync } from "node:child_process";
-import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import fs from "node:fs";
 import os from "node:os";
+import { argv, drover, median, modelOrDefault, physicalCores, reference, waitUp } from "./common.mjs";
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const { args, opt } = argv();
 const P = +opt("-p", 512), N = +opt("-n", 128), R = +opt("-r", 5);
-const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
-const drover = path.join(root, "build/drover");
 const tOpt = opt("-t", null);
 const threads = tOpt ? +tOpt : physicalCores();
-let model = args[0] ? path.resolve(args[0]) : null;
-if (!model) {
-  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "drover/bench");
-  fs.mkdirSync(dir, { recursive: true });
-  model = path.join(dir, "llama3.2-1b-q4_0.gguf");
-  if (!fs.existsSync(model))
-    execFileSync(drover, ["synth", "llama3.2:1b", "--quant", "q4_0", "-o", model], { stdio: "inherit" });
-}
-
-function physicalCores() {
-  const info = fs.readFileSync("/proc/cpuinfo", "utf8").split("\n\n");
-  const cores = new Set(info.filter((b) => b.includes("core id")).map((b) =>
-    (b.match(/physical id\s*:\s*(\d+)/) || [0, 0])[1] + ":" + b.match(/core id\s*:\s*(\d+)/)[1]));
-  return cores.size || os.cpus().length;
-}
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const llamaBench = reference("llama-bench"), llamaServer = reference("llama-server");
+const model = modelOrDefault(args[0]);
 
 // 1. llama-bench
 // depth 0 (llama-bench's usual numbers) and depth P: a server generates after the
 // P-token prompt, so its tg is compared with llama-bench's tg at that depth
-const lb = JSON.parse(execFileSync(path.join(prefix, "bin/llama-bench"),
+const lb = JSON.parse(execFileSync(llamaBench,
   ["-m", model, "-p", String(P), "-n", String(N), "-r", String(R), "-t", String(threads),
    "-d", `0,${P}`, "-o", "json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
 const lbAt = (np, ng, d) => median(lb.find((x) => x.n_prompt === np && x.n_gen === ng && (x.n_depth || 0) === d).samples_ts);
@@ -62,15 +38,12 @@ const loc = JSON.parse(execFileSync(drover, ["bench", "--local", model, "-p", St
 
 // 3. drover bench against llama-server
 const port = 18500 + Math.floor(Math.random() * 500);
-const ls = spawn(path.join(prefix, "bin/llama-server"), ["-m", model, "--host", "127.0.0.1", "--port", String(port),
+const ls = spawn(llamaServer, ["-m", model, "--host", "127.0.0.1", "--port", String(port),
   "-np", "1", "-c", String(P + N + 256), "-t", String(threads), "-b", "512", "-ub", "512", "--no-webui"],
   { stdio: ["ignore", "ignore", "ignore"] });
 let http = null;
 try {
-  for (let i = 0; i < 600; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break; } catch {}
-    await sleep(100);
-  }
+  await waitUp(`http://127.0.0.1:${port}`);
   const out = execFileSync(drover, ["bench", `http://127.0.0.1:${port}`, "-p", String(P), "-n", String(N),
     "-r", String(R), "--json", "--db", tmpdb], { stdio: ["ignore", "pipe", "ignore"] }).toString();
   const lv = JSON.parse(out).targets[0].levels[0];

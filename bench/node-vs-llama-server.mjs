@@ -11,49 +11,17 @@
 // GEN_TOKENS, a different prompt each round so no prompt cache helps). Reports
 // client-side aggregate generation tok/s, time to first token p50 and end-to-end
 // latency, and drover's ratio against llama-server (>= 1.00 = drover as fast).
-import { spawn, execFileSync } from "node:child_process";
-import { setTimeout as sleep } from "node:timers/promises";
+import { spawn } from "node:child_process";
 import path from "node:path";
-import fs from "node:fs";
+import { argv, drover, median, modelOrDefault, physicalCores, reference, waitUp } from "./common.mjs";
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const { args, opt } = argv();
 const nGen = +opt("-n", 128), reps = +opt("-r", 5);
-const drover0 = path.join(root, "build/drover");
-let model = args[0] ? path.resolve(args[0]) : null;
-if (!model) {
-  const dir = path.join(process.env.XDG_CACHE_HOME || path.join(process.env.HOME, ".cache"), "drover/bench");
-  fs.mkdirSync(dir, { recursive: true });
-  model = path.join(dir, "llama3.2-1b-q4_0.gguf");
-  if (!fs.existsSync(model)) {
-    console.error(`synthesizing ${model} (once)`);
-    execFileSync(drover0, ["synth", "llama3.2:1b", "--quant", "q4_0", "-o", model], { stdio: "inherit" });
-  }
-}
-const prefix = execFileSync(path.join(root, "scripts/setup"), ["--print-prefix"]).toString().trim();
-const llamaServer = path.join(prefix, "bin/llama-server");
-const drover = path.join(root, "build/drover");
-for (const f of [llamaServer, drover])
-  if (!fs.existsSync(f)) { console.error(`missing ${f} (run: scripts/setup --with-reference; make build)`); process.exit(1); }
-
-const threads = Math.max(1, Math.floor(+execFileSync("nproc").toString() / 1));
+const llamaServer = reference("llama-server");
+const model = modelOrDefault(args[0]);
+const threads = physicalCores();
 const slots = 4;
 const ctx = 512;
-
-async function waitUp(url) {
-  for (let i = 0; i < 300; i++) {
-    try { const r = await fetch(url + "/health"); if (r.ok) return; } catch {}
-    await sleep(100);
-  }
-  throw new Error(`${url} did not come up`);
-}
 
 async function oneRequest(url, name, prompt) {
   const t0 = performance.now();
@@ -79,7 +47,6 @@ async function oneRequest(url, name, prompt) {
   return { ttft, total: performance.now() - t0, tokens };
 }
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 async function round(url, name, conc, r) {
   const t0 = performance.now();
