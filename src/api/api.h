@@ -210,6 +210,100 @@ int drv_api_ollama_embeddings_response(const struct drv_api_embed_result *r, str
 int drv_api_openai_embeddings_response(const struct drv_api_embed_result *r, bool base64,
                                        struct drv_buf *out);
 
+/* ---- upstream: talking to another server (api/upstream.c) -----------------
+ * The fleet gateway forwards a decoded request to a node in the node's own API
+ * (Ollama or OpenAI) and turns the node's streamed answer back into events, so
+ * that any client API works with any node kind. */
+
+/* Appends the JSON body of a request for `wire` carrying everything r says
+ * (model, prompt/system/suffix/raw or messages, sampling options, num_predict,
+ * num_ctx (Ollama only), stop, format/schema, think (Ollama "think"; OpenAI:
+ * chat_template_kwargs.enable_thinking, which llama-server reads), keep_alive
+ * (Ollama only), truncate (Ollama only)). Knobs left at their defaults are not
+ * sent. `stream` sets "stream"; an OpenAI stream also asks
+ * stream_options.include_usage. model_override, when not NULL, replaces
+ * r->model (the node's own name of the model). Returns 0, DRV_EINVAL (a
+ * request kind the wire cannot carry: chat on a completion wire or the
+ * reverse), DRV_ENOMEM or DRV_ETOOBIG (out's cap). */
+int drv_api_upstream_body(const struct drv_gen_request *r, enum drv_api_wire wire, bool stream,
+                          const char *model_override, struct drv_buf *out);
+
+/* Incremental decoder of a node's answer: NDJSON lines of /api/generate or
+ * /api/chat, or SSE events of /v1/completions or /v1/chat/completions, or, when
+ * not streaming, one JSON object. Fed the 2xx body in arbitrary pieces, it
+ * calls sink with TOKEN / THINKING events for answer and reasoning text (Ollama
+ * "response"/message.content and "thinking"/message.thinking; OpenAI
+ * choices[0].text / delta.content and delta.reasoning_content) and exactly one
+ * terminal event: DONE with the node's statistics (Ollama durations and counts;
+ * OpenAI usage.prompt_tokens / completion_tokens and, when present,
+ * llama-server's "timings" {prompt_n, prompt_ms, predicted_n, predicted_ms};
+ * done_reason from done_reason / finish_reason, "stop" when absent) or ERROR
+ * for an in-stream error object (Ollama {"error":"..."}, OpenAI
+ * {"error":{"message":...}}) with status 502. ev->model is the model name set
+ * at init. Lines longer than DRV_API_MAX_TEXT fail. */
+struct drv_api_upstream_parser {
+    enum drv_api_wire wire;
+    bool stream;
+    /* private */
+    bool finished;     /* the terminal event was sent */
+    bool sink_stopped; /* the sink returned nonzero */
+    char *model;
+    struct drv_buf line; /* the incomplete line / SSE event so far */
+    int32_t prompt_tokens, eval_tokens;
+    uint64_t prompt_ns, eval_ns;
+    char done_reason[16];
+};
+
+int drv_api_upstream_parser_init(struct drv_api_upstream_parser *p, enum drv_api_wire wire,
+                                 bool stream, const char *model);
+void drv_api_upstream_parser_release(struct drv_api_upstream_parser *p);
+/* Feeds data[0..len). Returns 0 to go on, 1 when the sink asked to stop (the
+ * caller should abort the transfer; no terminal event has been sent unless one
+ * was decoded), or a negative drv_errcode (malformed JSON, a line past the cap)
+ * with err set — the caller then ends the request with an ERROR event itself
+ * (drv_api_upstream_parser_fail). */
+int drv_api_upstream_feed(struct drv_api_upstream_parser *p, const char *data, size_t len,
+                          drv_gen_sink sink, void *ud, struct drv_err *err);
+/* The body ended. Decodes a last unterminated line; a stream that ended
+ * without its final object (Ollama "done":true, OpenAI finish_reason / [DONE])
+ * is truncated: an ERROR event (502, "node ended the stream early") is sent.
+ * Sends nothing when the terminal event was already sent. Returns 0, or what
+ * feed would. */
+int drv_api_upstream_finish(struct drv_api_upstream_parser *p, drv_gen_sink sink, void *ud,
+                            struct drv_err *err);
+/* Sends the terminal ERROR event (status, message) unless one was sent. */
+void drv_api_upstream_parser_fail(struct drv_api_upstream_parser *p, int status,
+                                  const char *message, drv_gen_sink sink, void *ud);
+/* True once the terminal event was sent. */
+bool drv_api_upstream_finished(const struct drv_api_upstream_parser *p);
+/* True once any TOKEN or THINKING event was sent (a failure after it cannot be
+ * retried on another node). */
+bool drv_api_upstream_started(const struct drv_api_upstream_parser *p);
+
+/* Listings of a node, into out[0..cap); each returns how many the listing has
+ * (may be > cap) or a negative drv_errcode for a body that is not the expected
+ * JSON. Fields the listing lacks stay zero/empty.
+ *   GET /api/tags  -> name, model, digest, size, modified_at, details.family /
+ *                     parameter_size / quantization_level
+ *   GET /api/ps    -> the same plus size_resident (size), size_vram,
+ *                     context_length, expires_at
+ *   GET /v1/models -> name = model = data[].id (also llama-server's
+ *                     "models"[] when "data" is absent) */
+int drv_api_parse_ollama_tags(const char *body, size_t len, struct drv_model_desc *out, int cap);
+int drv_api_parse_ollama_ps(const char *body, size_t len, struct drv_model_desc *out, int cap);
+int drv_api_parse_openai_models(const char *body, size_t len, struct drv_model_desc *out, int cap);
+
+/* Upstream embeddings: the body of an Ollama /api/embed or OpenAI
+ * /v1/embeddings request for the given inputs (model_override as above), and
+ * the rows of its answer: *rows (malloc'd, n*dim floats, caller frees), *n,
+ * *dim, *prompt_tokens (0 when not given). Returns 0 or a negative drv_errcode
+ * with err set. */
+int drv_api_upstream_embed_body(const struct drv_embed_request *r, bool openai,
+                                const char *model_override, struct drv_buf *out);
+int drv_api_upstream_embed_parse(const char *body, size_t len, bool openai, float **rows,
+                                 size_t *n, size_t *dim, int32_t *prompt_tokens,
+                                 struct drv_err *err);
+
 /* ---- the server: every route of both APIs over one backend (api/routes.c) ---- */
 
 struct drv_http_params;

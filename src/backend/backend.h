@@ -82,6 +82,10 @@ struct drv_gen_request {
     int64_t keep_alive_ms;     /* how long the model stays loaded after this request;
                                   INT64_MIN = server default, 0 = unload now, < 0 = forever */
     atomic_bool *cancel;       /* optional; set true to cancel from any thread */
+    const char *route;         /* fleet routing for this request (header X-Drover-Route):
+                                  "fastest" | "least-busy" | "round-robin" | "priority" |
+                                  "pinned=NODE"; NULL = the gateway's policy. Backends
+                                  that do not route ignore it. */
 };
 
 /* Fills *r with "default" for every knob (see the field comments). */
@@ -102,6 +106,9 @@ struct drv_gen_stats {
     int32_t prompt_tokens;   /* tokens evaluated for the prompt */
     int32_t eval_tokens;     /* tokens generated */
     const char *done_reason; /* "stop" | "length" | "cancel" */
+    const char *warning;     /* NULL, or a short note the gateway attaches to the response
+                                ("thinking-exhausted": the token budget ended inside the
+                                reasoning and the answer is empty) */
 };
 
 struct drv_gen_event {
@@ -112,6 +119,7 @@ struct drv_gen_event {
     int status;                 /* ERROR: HTTP status (400, 404, 500, 503, ...) */
     const char *message;        /* ERROR: one line */
     const char *model;          /* resolved model name (every event) */
+    const char *node;           /* the fleet node that serves it; NULL = this process */
 };
 
 /* Returns nonzero to cancel the request. Called on a backend thread. */
@@ -140,6 +148,7 @@ struct drv_model_desc {
     uint32_t block_count;
     uint32_t head_count;
     uint32_t head_count_kv;
+    char node[64]; /* fleet: the node that has it ("" = this process) */
 };
 
 /* Embeddings: every input becomes one L2-normalised vector. */
