@@ -327,6 +327,13 @@ uint16_t drv_api_server_port(const struct drv_api_server *s);
  * so a gateway, bench or doctor elsewhere knows this node's machine. Copied.
  * Call before requests arrive. Until set, the route answers 404. */
 int drv_api_server_set_hw(struct drv_api_server *s, const char *json);
+/* API keys: from now on every route but / and /health answers 401 unless the
+ * request carries "Authorization: Bearer <one of keys>" (compared in constant
+ * time). n = 0 opens the server again. Copied. Call before requests arrive. */
+int drv_api_server_set_keys(struct drv_api_server *s, const char *const *keys, size_t n);
+/* GET /api/drover/nodes answers what fn appends (a gateway's node table, JSON);
+ * until set, 404. */
+void drv_api_server_set_nodes(struct drv_api_server *s, drv_api_metrics_fn fn, void *ud);
 /* Stops the server; requests in flight are cancelled (their streams end). */
 void drv_api_server_free(struct drv_api_server *s);
 

@@ -303,7 +303,9 @@ static int enc_done(struct drv_api_enc *enc, const struct drv_gen_event *ev, str
     bad = bad || json_object_set_new(j, "done", json_true()) ||
           json_object_set_new(j, "done_reason",
                               json_string(api_done_reason(ev->stats.done_reason))) ||
-          add_stats(j, &ev->stats);
+          add_stats(j, &ev->stats) ||
+          (ev->stats.warning &&
+           json_object_set_new(j, "drover_warning", json_string(ev->stats.warning)));
     if (bad) {
         json_decref(j);
         return DRV_ENOMEM;
@@ -328,7 +330,7 @@ int api_ollama_enc_event(struct drv_api_enc *enc, const struct drv_gen_event *ev
 
 /* ---- listings ---------------------------------------------------------------------- */
 
-static json_t *tag_entry(const struct drv_model_desc *m, bool running)
+static json_t *tag_entry_base(const struct drv_model_desc *m, bool running)
 {
     char ts[64];
     const char *model = m->model[0] ? m->model : m->name;
@@ -347,6 +349,17 @@ static json_t *tag_entry(const struct drv_model_desc *m, bool running)
                      api_jstr(model), "size", ns_int(size), "digest", api_jstr(m->digest),
                      "details", api_details(m), "expires_at", ts, "size_vram", ns_int(m->size_vram),
                      "context_length", (json_int_t)m->context_length);
+}
+
+static json_t *tag_entry(const struct drv_model_desc *m, bool running)
+{
+    json_t *j = tag_entry_base(m, running);
+    /* a gateway says where the model is (a field Ollama clients ignore) */
+    if (j && m->node[0] && json_object_set_new(j, "drover_node", json_string(m->node))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 static int listing(const struct drv_model_desc *models, size_t n, bool running, struct drv_buf *out)

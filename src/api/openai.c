@@ -330,6 +330,8 @@ static int emit_chunk(struct drv_api_enc *enc, const struct drv_gen_event *ev, j
         bad = json_object_set_new(j, "timings", extra_timings);
     else
         json_decref(extra_timings);
+    if (!bad && finish && ev->kind == DRV_EV_DONE && ev->stats.warning)
+        bad = json_object_set_new(j, "drover_warning", json_string(ev->stats.warning));
     if (bad) {
         json_decref(j);
         return DRV_ENOMEM;
@@ -403,7 +405,9 @@ static int full_done(struct drv_api_enc *enc, const struct drv_gen_event *ev, st
     json_t *j = envelope(enc, ev, is_chat(enc) ? "chat.completion" : "text_completion");
     if (j && (json_object_set_new(j, "choices", json_pack("[o]", choice)) ||
               json_object_set_new(j, "usage", usage(&ev->stats)) ||
-              json_object_set_new(j, "timings", timings(&ev->stats))))
+              json_object_set_new(j, "timings", timings(&ev->stats)) ||
+              (ev->stats.warning &&
+               json_object_set_new(j, "drover_warning", json_string(ev->stats.warning)))))
         json_decref(j), j = NULL;
     else if (j == NULL)
         json_decref(choice);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct drv_api_server {
     struct drv_backend *backend;
@@ -23,6 +24,10 @@ struct drv_api_server {
     void *metrics_ud;
     char *hw_json; /* GET /api/drover/hw; NULL until set */
     char version[32];
+    drv_api_metrics_fn nodes; /* GET /api/drover/nodes (a gateway's node table) */
+    void *nodes_ud;
+    char **keys; /* API keys a client must present (Authorization: Bearer); none = open */
+    size_t n_keys;
 };
 
 /* One generation request in flight. The handler defers the response before it
@@ -34,6 +39,7 @@ struct gen_call {
     struct drv_http_stream *stream;
     bool begun; /* the response was committed (start or respond) */
     bool dead;  /* the client is gone or encoding failed: stop generating */
+    bool node_sent; /* X-Drover-Node was added */
 };
 
 static void call_free(struct gen_call *c)
@@ -91,6 +97,16 @@ static int call_sink(void *ud, const struct drv_gen_event *ev)
 {
     struct gen_call *c = ud;
     bool terminal = ev->kind == DRV_EV_DONE || ev->kind == DRV_EV_ERROR;
+    if (!c->begun) {
+        /* headers still open: say which fleet node answers, and warn (non-streaming
+         * responses only learn the warning before they are committed) */
+        if (ev->node && !c->node_sent) {
+            c->node_sent = true;
+            drv_http_stream_add_header(c->stream, "X-Drover-Node", ev->node);
+        }
+        if (ev->kind == DRV_EV_DONE && ev->stats.warning)
+            drv_http_stream_add_header(c->stream, "X-Drover-Warning", ev->stats.warning);
+    }
     /* the terminal event is always encoded: it ends what was produced so far */
     if ((!c->dead || terminal) && drv_api_enc_event(&c->enc, ev, &c->out) != 0)
         c->dead = true; /* too much text or out of memory */
@@ -172,6 +188,7 @@ static void handle_generation(struct drv_http_req *req, struct drv_api_server *s
     }
     struct drv_http_stream *stream = c->stream;
     ar.gen.cancel = drv_http_stream_cancel_flag(stream);
+    ar.gen.route = drv_http_req_header(req, "X-Drover-Route");
     rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
     drv_api_req_release(&ar); /* the backend copied what it needs */
     if (rc) {                 /* no event was or will be sent: c is still ours */
@@ -464,6 +481,18 @@ static void h_openai_embeddings(struct drv_http_req *req, void *ud)
     handle_embed(req, srv_of(ud), EMBED_OPENAI, drv_api_openai_decode_embeddings);
 }
 
+static void h_nodes(struct drv_http_req *req, void *ud)
+{
+    struct drv_api_server *s = srv_of(ud);
+    if (s->nodes == NULL) {
+        drv_http_respond_json_error(req, 404, "this server fronts no other nodes");
+        return;
+    }
+    struct drv_buf b;
+    drv_buf_init(&b, 16u << 20);
+    respond_buf(req, s->nodes(s->nodes_ud, &b), &b, "application/json");
+}
+
 static void h_hw(struct drv_http_req *req, void *ud)
 {
     struct drv_api_server *s = srv_of(ud);
@@ -474,23 +503,82 @@ static void h_hw(struct drv_http_req *req, void *ud)
     drv_http_respond(req, 200, "application/json", s->hw_json, strlen(s->hw_json));
 }
 
+/* Constant time in the key's content: every configured key is compared over
+ * its whole length, whatever matches. */
+static bool key_ok(const struct drv_api_server *s, const char *auth)
+{
+    const char *given = "";
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        given = auth + 7;
+    size_t glen = strlen(given);
+    unsigned ok = 0;
+    for (size_t k = 0; k < s->n_keys; k++) {
+        const char *key = s->keys[k];
+        size_t klen = strlen(key);
+        unsigned diff = (unsigned)(klen ^ glen);
+        for (size_t i = 0; i < klen; i++)
+            diff |= (unsigned char)key[i] ^ (unsigned char)(i < glen ? given[i] : 0);
+        ok |= diff == 0;
+    }
+    return ok != 0;
+}
+
+/* Liveness answers stay open; everything else needs a key when keys are set. */
+static bool authorized(struct drv_http_req *req, struct drv_api_server *s)
+{
+    const char *path = drv_http_req_path(req);
+    if (s->n_keys == 0 || strcmp(path, "/") == 0 || strcmp(path, "/health") == 0)
+        return true;
+    if (key_ok(s, drv_http_req_header(req, "Authorization")))
+        return true;
+    drv_http_req_add_header(req, "WWW-Authenticate", "Bearer");
+    if (strncmp(path, "/v1/", 4) == 0)
+        respond_error(req, DRV_WIRE_OPENAI_CHAT, 401, "invalid or missing API key");
+    else
+        drv_http_respond_json_error(req, 401, "invalid or missing API key");
+    return false;
+}
+
+#define GUARDED(name)                                                                              \
+    static void g_##name(struct drv_http_req *req, void *ud)                                       \
+    {                                                                                              \
+        if (authorized(req, srv_of(ud)))                                                           \
+            name(req, ud);                                                                         \
+    }
+GUARDED(h_version)
+GUARDED(h_tags)
+GUARDED(h_ps)
+GUARDED(h_show)
+GUARDED(h_ollama_generate)
+GUARDED(h_ollama_chat)
+GUARDED(h_ollama_embed)
+GUARDED(h_ollama_embeddings)
+GUARDED(h_models)
+GUARDED(h_openai_completion)
+GUARDED(h_openai_chat)
+GUARDED(h_openai_embeddings)
+GUARDED(h_metrics)
+GUARDED(h_hw)
+GUARDED(h_nodes)
+
 static const struct drv_http_route routes[] = {
     {"GET", "/", h_root},
-    {"GET", "/api/version", h_version},
-    {"GET", "/api/tags", h_tags},
-    {"GET", "/api/ps", h_ps},
-    {"POST", "/api/show", h_show},
-    {"POST", "/api/generate", h_ollama_generate},
-    {"POST", "/api/chat", h_ollama_chat},
-    {"POST", "/api/embed", h_ollama_embed},
-    {"POST", "/api/embeddings", h_ollama_embeddings},
-    {"GET", "/v1/models", h_models},
-    {"POST", "/v1/completions", h_openai_completion},
-    {"POST", "/v1/chat/completions", h_openai_chat},
-    {"POST", "/v1/embeddings", h_openai_embeddings},
+    {"GET", "/api/version", g_h_version},
+    {"GET", "/api/tags", g_h_tags},
+    {"GET", "/api/ps", g_h_ps},
+    {"POST", "/api/show", g_h_show},
+    {"POST", "/api/generate", g_h_ollama_generate},
+    {"POST", "/api/chat", g_h_ollama_chat},
+    {"POST", "/api/embed", g_h_ollama_embed},
+    {"POST", "/api/embeddings", g_h_ollama_embeddings},
+    {"GET", "/v1/models", g_h_models},
+    {"POST", "/v1/completions", g_h_openai_completion},
+    {"POST", "/v1/chat/completions", g_h_openai_chat},
+    {"POST", "/v1/embeddings", g_h_openai_embeddings},
     {"GET", "/health", h_health},
-    {"GET", "/metrics", h_metrics},
-    {"GET", "/api/drover/hw", h_hw},
+    {"GET", "/metrics", g_h_metrics},
+    {"GET", "/api/drover/hw", g_h_hw},
+    {"GET", "/api/drover/nodes", g_h_nodes},
 };
 
 struct drv_api_server *drv_api_server_new(struct drv_backend *backend,
@@ -534,11 +622,41 @@ int drv_api_server_set_hw(struct drv_api_server *s, const char *json)
     return 0;
 }
 
+int drv_api_server_set_keys(struct drv_api_server *s, const char *const *keys, size_t n)
+{
+    char **k = calloc(n ? n : 1, sizeof(*k));
+    if (k == NULL)
+        return DRV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if ((k[i] = strdup(keys[i])) == NULL) {
+            while (i--)
+                free(k[i]);
+            free(k);
+            return DRV_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < s->n_keys; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    s->keys = k;
+    s->n_keys = n;
+    return 0;
+}
+
+void drv_api_server_set_nodes(struct drv_api_server *s, drv_api_metrics_fn fn, void *ud)
+{
+    s->nodes = fn;
+    s->nodes_ud = ud;
+}
+
 void drv_api_server_free(struct drv_api_server *s)
 {
     if (s == NULL)
         return;
     drv_http_server_free(s->http);
+    for (size_t i = 0; i < s->n_keys; i++)
+        free(s->keys[i]);
+    free(s->keys);
     free(s->hw_json);
     free(s);
 }

@@ -129,6 +129,15 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return 0;
 }
 
+static int add_header(struct xfer *x, const char *line)
+{
+    struct curl_slist *h = curl_slist_append(x->hdrs, line);
+    if (h == NULL)
+        return DRV_ENOMEM;
+    x->hdrs = h;
+    return 0;
+}
+
 static int xfer_setup(struct xfer *x, struct drv_err *err)
 {
     const struct drv_http_request *rq = x->rq;
@@ -162,17 +171,21 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
         char ct[160];
         snprintf(ct, sizeof(ct), "Content-Type: %s",
                  rq->content_type ? rq->content_type : "application/json");
-        struct curl_slist *h = curl_slist_append(NULL, ct);
-        if (h == NULL)
-            return drv_err_set(err, DRV_ENOMEM, "out of memory");
-        x->hdrs = h;
         /* no "Expect: 100-continue" round trip before larger bodies */
-        h = curl_slist_append(x->hdrs, "Expect:");
-        if (h == NULL)
+        if (add_header(x, ct) || add_header(x, "Expect:"))
             return drv_err_set(err, DRV_ENOMEM, "out of memory");
-        x->hdrs = h;
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     }
+    if (rq->bearer && rq->bearer[0]) {
+        struct drv_buf auth;
+        drv_buf_init(&auth, 8192);
+        int rc = drv_buf_appendf(&auth, "Authorization: Bearer %s", rq->bearer) ||
+                 add_header(x, auth.data);
+        drv_buf_release(&auth);
+        if (rc)
+            return drv_err_set(err, DRV_ENOMEM, "API key too long or out of memory");
+    }
+    if (x->hdrs)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     if (strcmp(method, "GET") == 0 && rq->body == NULL)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     else if (strcmp(method, "HEAD") == 0)

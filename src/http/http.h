@@ -217,6 +217,7 @@ struct drv_http_request {
     void *ud;                   /* for on_chunk */
     const atomic_bool *cancel;  /* NULL, or a flag that aborts the request when it becomes
                                    true (noticed within about 50 ms) */
+    const char *bearer;         /* NULL, or an API key sent as "Authorization: Bearer <key>" */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with
