@@ -87,6 +87,8 @@ url = http://127.0.0.1:$s_PORT
 kind = ollama
 [think]
 thinker = false
+[alias tiny]
+model = stories260K
 EOF
 start_serve "$T_TMP/gw.log" --config "$T_TMP/fleet.conf" || { fail "gateway did not start"; finish; exit 1; }
 PIDS+=("$PID")
@@ -125,6 +127,13 @@ printf '%s\n' "$BODY" | grep -q '^data: \[DONE\]' && printf '%s\n' "$BODY" | gre
   && pass || fail "openai stream: [DONE] and usage: $BODY"
 call POST "$G/v1/completions" '{"model":"slow","prompt":"x","max_tokens":3}' "X-Drover-Route: pinned=slow"
 jq_check 'j.choices[0].text.startsWith("t0 t1") && j.usage.completion_tokens === 40' "openai completion via the ollama-kind node"
+
+# ---- an alias names the same model on every node ----
+call POST "$G/api/generate" '{"model":"tiny","prompt":"Once","stream":false,"options":{"num_predict":3}}'
+expect_code 200 "alias from config"
+jq_check 'j.model === "tiny" && j.eval_count === 3' "alias answers under the client's name"
+call GET "$G/api/ps"
+jq_check 'j.models.length >= 3 && j.models.every(m => typeof m.drover_node === "string") && j.models.some(m => m.drover_node === "b")' "ps: loaded models with their node"
 
 # ---- policies per request ----
 call POST "$G/api/generate" "$GEN" "X-Drover-Route: priority"
@@ -208,7 +217,24 @@ call POST "$U/v1/chat/completions" '{"model":"stories260K","messages":[{"role":"
 expect_code 401 "openai route needs the key"
 jq_check 'j.error && j.error.type === "authentication_error"' "401 in the OpenAI error shape"
 call GET "$U/health"; expect_code 200 "health stays open"
-grep -q "s3cret" "$T_TMP/gw2.log" && fail "the key reached the log" || pass
+# a gateway in front of the keyed one sends its key upstream, and logs it nowhere
+K=$U
+cat >"$T_TMP/chain.conf" <<EOF
+[fleet]
+local = no
+[node keyed]
+url = $K
+kind = drover
+api_key_file = $T_TMP/keys
+EOF
+start_serve "$T_TMP/gw3.log" --config "$T_TMP/chain.conf" --host 0.0.0.0 --log-level debug || fail "chained gateway"
+PIDS+=("$PID")
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+grep -q "listens on 127.0.0.1 only" "$T_TMP/gw3.log" && pass || fail "no keys: loopback only, and said: $(cat "$T_TMP/gw3.log")"
+call POST "$U/api/generate" "$GEN"
+expect_code 200 "through a keyed upstream"
+[ "$(served_by)" = keyed ] && pass || fail "chained: served by $(served_by)"
+grep -q "s3cret" "$T_TMP/gw2.log" "$T_TMP/gw3.log" && fail "the key reached a log" || pass
 
 run_drover nodes --url "$G" --json
 expect_rc 0 "drover nodes --url"
