@@ -547,7 +547,8 @@ static void *remote_main(void *arg)
     struct drv_http_request rq = {.url = url,
                                   .connect_timeout_ms = f->p.health_timeout_ms,
                                   .cancel = j->cancel,
-                                  .bearer = nd.cfg.api_key};
+                                  .bearer = nd.cfg.api_key,
+                                  .keep_alive = true};
     if (j->embed) {
         int rc = remote_embed(a, &nd, &rq, &body, &err);
         (void)rc;

@@ -128,6 +128,16 @@ printf '%s\n' "$BODY" | grep -q '^data: \[DONE\]' && printf '%s\n' "$BODY" | gre
 call POST "$G/v1/completions" '{"model":"slow","prompt":"x","max_tokens":3}' "X-Drover-Route: pinned=slow"
 jq_check 'j.choices[0].text.startsWith("t0 t1") && j.usage.completion_tokens === 40' "openai completion via the ollama-kind node"
 
+# ---- embeddings through every node kind, in both APIs ----
+ok=0
+for i in 1 2 3 4; do
+  call POST "$G/api/embed" '{"model":"stories260K","input":["hello","world"]}'
+  [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!(j.embeddings.length===2 && j.embeddings[0].length>0)) process.exit(1)" && ok=$((ok+1))
+  call POST "$G/v1/embeddings" '{"model":"stories260K","input":"hello","encoding_format":"float"}'
+  [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!(j.data[0].embedding.length>0)) process.exit(1)" && ok=$((ok+1))
+done
+[ "$ok" -eq 8 ] && pass || fail "embeddings through the gateway: $ok of 8 ($BODY)"
+
 # ---- an alias names the same model on every node ----
 call POST "$G/api/generate" '{"model":"tiny","prompt":"Once","stream":false,"options":{"num_predict":3}}'
 expect_code 200 "alias from config"
