@@ -62,6 +62,7 @@ GEN='{"model":"stories260K","prompt":"Once upon a time","stream":false,"options"
 
 node_up a 0 && node_up b 0 && node_up c 0 || { fail "nodes did not start"; finish; exit 1; }
 fake_up s --interval 50 --tokens 40 || { fail "fake node did not start"; finish; exit 1; }
+fake_up s2 --interval 1 --tokens 4 --prefix copy- || { fail "fake node 2 did not start"; finish; exit 1; }
 cat >"$T_TMP/fleet.conf" <<EOF
 [fleet]
 route = round-robin
@@ -85,6 +86,8 @@ kind = openai
 [node slow]
 url = http://127.0.0.1:$s_PORT
 kind = ollama
+[node copy]
+url = http://127.0.0.1:$s2_PORT
 [think]
 thinker = false
 [alias tiny]
@@ -101,7 +104,7 @@ jq_check 'j.models.filter(m => m.name === "stories260K:latest").length === 1 && 
 call GET "$G/v1/models"
 jq_check 'j.data.some(m => m.id === "stories260K:latest") && j.data.some(m => m.id === "slow:latest")' "v1/models: the union"
 call GET "$G/api/drover/nodes"
-jq_check 'j.nodes.length === 5 && j.nodes.every(n => n.up) && j.nodes.find(n => n.name === "b").kind === "drover"' "nodes: all up, b detected as drover"
+jq_check 'j.nodes.length === 6 && j.nodes.every(n => n.up) && j.nodes.find(n => n.name === "b").kind === "drover" && j.nodes.find(n => n.name === "copy").kind === "ollama"' "nodes: all up, kinds detected"
 
 # ---- round-robin spreads requests over every node that has the model ----
 declare -A seen=()
@@ -138,6 +141,13 @@ for i in 1 2 3 4; do
 done
 [ "$ok" -eq 8 ] && pass || fail "embeddings through the gateway: $ok of 8 ($BODY)"
 
+# ---- the same GGUF under another name (architecture, size, quantization agree) ----
+call POST "$G/api/generate" '{"model":"slow","prompt":"x","stream":false}' "X-Drover-Route: pinned=copy"
+expect_code 200 "metadata match"
+jq_check 'j.model === "slow" && j.response.startsWith("t0")' "answered under the client's name"
+call GET "http://127.0.0.1:$s2_PORT/last"
+jq_check 'j.model === "copy-slow:latest"' "sent under the node's own name"
+
 # ---- an alias names the same model on every node ----
 call POST "$G/api/generate" '{"model":"tiny","prompt":"Once","stream":false,"options":{"num_predict":3}}'
 expect_code 200 "alias from config"
@@ -159,7 +169,7 @@ expect_code 404 "unknown model"
 jq_check 'j.error.includes("no-such-model")' "404 names the model"
 
 # ---- think default from config; a thinking budget spent ----
-call POST "$G/api/chat" '{"model":"thinker","messages":[{"role":"user","content":"q"}],"stream":false}'
+call POST "$G/api/chat" '{"model":"thinker","messages":[{"role":"user","content":"q"}],"stream":false}' "X-Drover-Route: pinned=slow"
 expect_code 200 "thinker"
 printf '%s\n' "$HDRS" | grep -qi '^x-drover-warning: thinking-exhausted' && pass || fail "thinking-exhausted header: $HDRS"
 jq_check 'j.done_reason === "length" && j.message.content === "" && j.drover_warning === "thinking-exhausted"' "thinking-exhausted marked"
