@@ -188,6 +188,15 @@ expect_out '^a +drover' "nodes lists a"
 expect_out '^slow +ollama +0\.12\.0 +up' "nodes shows kind, version, state"
 expect_out 'thinker:latest' "nodes lists the models"
 
+# ---- a client that hangs up mid-stream frees the node's slot ----
+curl -s -m 0.5 "$G/api/generate" -H 'content-type: application/json' -H 'X-Drover-Route: pinned=slow' \
+  -d '{"model":"slow","prompt":"x"}' >/dev/null
+sleep 0.3
+call GET "$G/api/drover/nodes"
+jq_check 'j.nodes.find(n => n.name === "slow").in_flight === 0' "hang-up: the slot is free"
+call GET "$G/metrics"
+printf '%s\n' "$BODY" | grep -q '^drover_fleet_node_in_flight{node="slow"} 0' && pass || fail "metrics: in flight 0 after hang-up"
+
 # ---- a node killed mid-stream: an error event, promptly, no done ----
 ( sleep 0.5; kill -9 "$s_PID" ) &
 t0=$(date +%s%N)
