@@ -62,6 +62,8 @@ void drv_buf_release(struct drv_buf *b);
 void drv_buf_reset(struct drv_buf *b); /* len = 0, keeps memory */
 int drv_buf_append(struct drv_buf *b, const void *data, size_t n);
 int drv_buf_appendf(struct drv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v as a Prometheus label value: backslash, quote and newline escaped. */
+int drv_buf_append_label(struct drv_buf *b, const char *v);
 /* Hands the data to the caller (free() it); the buffer is empty afterwards. */
 char *drv_buf_steal(struct drv_buf *b);
 

@@ -86,3 +86,14 @@ char *drv_buf_steal(struct drv_buf *b)
     drv_buf_init(b, b->cap);
     return p;
 }
+
+int drv_buf_append_label(struct drv_buf *b, const char *v)
+{
+    int rc = 0;
+    for (const char *p = v; rc == 0 && *p; p++)
+        rc = *p == '\\'   ? drv_buf_append(b, "\\\\", 2)
+             : *p == '"'  ? drv_buf_append(b, "\\\"", 2)
+             : *p == '\n' ? drv_buf_append(b, "\\n", 2)
+                          : drv_buf_append(b, p, 1);
+    return rc;
+}

@@ -14,18 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A Prometheus label value: backslash, quote and newline escaped. */
-static int put_label(struct drv_buf *out, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v; rc == 0 && *p; p++)
-        rc = *p == '\\'   ? drv_buf_append(out, "\\\\", 2)
-             : *p == '"'  ? drv_buf_append(out, "\\\"", 2)
-             : *p == '\n' ? drv_buf_append(out, "\\n", 2)
-                          : drv_buf_append(out, p, 1);
-    return rc;
-}
-
 /* Prometheus text for /metrics: totals, then one series per model. */
 static int engine_metrics(void *ud, struct drv_buf *out)
 {
@@ -70,7 +58,7 @@ static int engine_metrics(void *ud, struct drv_buf *out)
                                       mm[i].loaded};
             rc = drv_buf_appendf(out, "%s{model=\"", series[k].name);
             if (rc == 0)
-                rc = put_label(out, mm[i].name);
+                rc = drv_buf_append_label(out, mm[i].name);
             if (rc == 0)
                 rc = drv_buf_appendf(out, "\"} %llu\n", v[k]);
         }

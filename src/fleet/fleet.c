@@ -470,6 +470,17 @@ static int decode_canonical(const struct job *j, struct drv_api_req *ar, struct 
 
 static void embed_local_cb(void *ud, const struct drv_embed_result *r);
 
+/* The embedding request for the job's node, from its canonical body. */
+static struct drv_embed_request embed_request(const struct job *j,
+                                              const struct drv_api_embed_req *er)
+{
+    return (struct drv_embed_request){.model = j->node_model,
+                                      .inputs = er->inputs,
+                                      .n_inputs = er->n_inputs,
+                                      .truncate = er->truncate,
+                                      .keep_alive_ms = er->keep_alive_ms};
+}
+
 static void start_local(struct job *j)
 {
     struct drv_fleet *f = j->f;
@@ -480,11 +491,7 @@ static void start_local(struct job *j)
         struct drv_api_embed_req er;
         rc = drv_api_ollama_decode_embed(j->body, j->body_len, &er, &err);
         if (rc == 0) {
-            struct drv_embed_request r = {.model = j->node_model,
-                                          .inputs = er.inputs,
-                                          .n_inputs = er.n_inputs,
-                                          .truncate = er.truncate,
-                                          .keep_alive_ms = er.keep_alive_ms};
+            struct drv_embed_request r = embed_request(j, &er);
             rc = f->local->ops->embed(f->local, &r, embed_local_cb, j, &err);
         }
         drv_api_embed_req_release(&er);
@@ -688,11 +695,7 @@ static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_ht
     struct drv_api_embed_req er;
     int rc = drv_api_ollama_decode_embed(j->body, j->body_len, &er, err);
     if (rc == 0) {
-        struct drv_embed_request r = {.model = j->node_model,
-                                      .inputs = er.inputs,
-                                      .n_inputs = er.n_inputs,
-                                      .truncate = er.truncate,
-                                      .keep_alive_ms = er.keep_alive_ms};
+        struct drv_embed_request r = embed_request(j, &er);
         rc = drv_api_upstream_embed_body(&r, openai, j->node_model, body);
     }
     drv_api_embed_req_release(&er);

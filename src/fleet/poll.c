@@ -375,21 +375,10 @@ void drv_fleet_seed_rates(struct drv_fleet *f)
 
 /* ---- /metrics and the node table -------------------------------------------- */
 
-static int put_label(struct drv_buf *out, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v; rc == 0 && *p; p++)
-        rc = *p == '\\'   ? drv_buf_append(out, "\\\\", 2)
-             : *p == '"'  ? drv_buf_append(out, "\\\"", 2)
-             : *p == '\n' ? drv_buf_append(out, "\\n", 2)
-                          : drv_buf_append(out, p, 1);
-    return rc;
-}
-
 static int labels(struct drv_buf *out, const char *node, const char *model)
 {
-    return drv_buf_append(out, "{node=\"", 7) || put_label(out, node) ||
-           (model && (drv_buf_append(out, "\",model=\"", 9) || put_label(out, model))) ||
+    return drv_buf_append(out, "{node=\"", 7) || drv_buf_append_label(out, node) ||
+           (model && (drv_buf_append(out, "\",model=\"", 9) || drv_buf_append_label(out, model))) ||
            drv_buf_append(out, "\"}", 2);
 }
 
@@ -400,8 +389,8 @@ static int histogram(struct drv_buf *out, const char *name, const char *node, co
     uint64_t cum = 0;
     for (int k = 0; rc == 0 && k <= N_BUCKETS; k++) {
         cum += b[k];
-        rc = drv_buf_appendf(out, "%s_bucket{node=\"", name) || put_label(out, node) ||
-             drv_buf_append(out, "\",model=\"", 9) || put_label(out, model);
+        rc = drv_buf_appendf(out, "%s_bucket{node=\"", name) || drv_buf_append_label(out, node) ||
+             drv_buf_append(out, "\",model=\"", 9) || drv_buf_append_label(out, model);
         if (rc == 0 && k < N_BUCKETS)
             rc = drv_buf_appendf(out, "\",le=\"%g\"} %llu\n", drv_fleet_buckets[k],
                                  (unsigned long long)cum);
