@@ -1,0 +1,218 @@
+#include "base/config.h"
+#include "cmd/cmd.h"
+#include "doctor/doctor.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_NODES 64
+
+static struct drv_doctor_node *node_named(struct drv_doctor_node *nodes, int n, const char *name)
+{
+    for (int i = 1; i < n; i++)
+        if (strcmp(nodes[i].name, name) == 0)
+            return &nodes[i];
+    return NULL;
+}
+
+/* The first line of an API key file. */
+static int read_key(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(out, (int)size, f) == NULL)
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+/* [node NAME] sections into nodes[1..]; returns the count (nodes[0] is this
+ * machine) or -1 with a message printed. */
+static int config_nodes(const struct drv_config *cfg, const char *path,
+                        struct drv_doctor_node *nodes)
+{
+    int n = 1;
+    for (size_t i = 0; cfg && i < cfg->n; i++) {
+        const struct drv_config_entry *e = &cfg->entries[i];
+        if (strcmp(e->section, "node") != 0)
+            continue;
+        struct drv_doctor_node *nd = node_named(nodes, n, e->name);
+        if (nd == NULL) {
+            if (n == MAX_NODES) {
+                fprintf(stderr, "drover doctor: %s: more than %d nodes\n", path, MAX_NODES - 1);
+                return -1;
+            }
+            nd = &nodes[n++];
+            drv_strlcpy(nd->name, e->name, sizeof(nd->name));
+        }
+        if (strcmp(e->key, "url") == 0) {
+            drv_strlcpy(nd->url, e->value, sizeof(nd->url));
+        } else if (strcmp(e->key, "kind") == 0) {
+            if (!drv_bench_parse_kind(e->value, &nd->config_kind)) {
+                fprintf(stderr,
+                        "drover doctor: %s: [node %s] kind = %s: want drover, ollama or openai\n",
+                        path, e->name, e->value);
+                return -1;
+            }
+        } else if (strcmp(e->key, "api_key_file") == 0) {
+            if (read_key(e->value, nd->api_key, sizeof(nd->api_key)) != 0) {
+                fprintf(stderr, "drover doctor: %s: [node %s] api_key_file %s cannot be read\n",
+                        path, e->name, e->value);
+                return -1;
+            }
+        } else if (strcmp(e->key, "hw") == 0) {
+            drv_strlcpy(nd->hw_file, e->value, sizeof(nd->hw_file));
+        }
+    }
+    for (int i = 1; i < n; i++) {
+        if (nodes[i].url[0] == '\0') {
+            fprintf(stderr, "drover doctor: %s: [node %s] has no url =\n", path, nodes[i].name);
+            return -1;
+        }
+    }
+    return n;
+}
+
+int drv_cmd_doctor(int argc, char **argv)
+{
+    const struct drv_cmd *self = drv_cmd_find("doctor");
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"db", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 't'},
+        {"no-probe", no_argument, NULL, 'P'},
+        {"model", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct drv_doctor_params p = drv_doctor_default_params();
+    const char *config = NULL, *want[MAX_NODES];
+    int n_want = 0;
+    bool json = false;
+    int c;
+    long v;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            if (n_want == MAX_NODES - 1)
+                return drv_cmd_bad_usage(self, "at most %d --node", MAX_NODES - 1);
+            want[n_want++] = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'd':
+            p.db = optarg;
+            break;
+        case 't':
+            if (!drv_cmd_parse_long(optarg, 1, 3600, &v))
+                return drv_cmd_bad_usage(self, "--timeout wants 1..3600 seconds, not '%s'", optarg);
+            p.node_seconds = (double)v;
+            break;
+        case 'P':
+            p.probes = false;
+            break;
+        case 'm':
+            p.model = optarg;
+            break;
+        case 'h':
+            drv_cmd_usage(self, stdout);
+            return 0;
+        default:
+            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return drv_cmd_bad_usage(self, "unexpected argument '%s'", argv[optind]);
+
+    struct drv_config *cfg = NULL;
+    char path[512];
+    struct drv_err err;
+    drv_err_init(&err);
+    if (drv_config_load_for_command(config, &cfg, path, sizeof(path), &err) != 0) {
+        fprintf(stderr, "drover doctor: %s\n", err.msg);
+        return 2;
+    }
+    struct drv_doctor_node *all = calloc(MAX_NODES, sizeof(*all));
+    struct drv_doctor_node *nodes = calloc(MAX_NODES, sizeof(*nodes));
+    struct drv_doctor_result *results = NULL;
+    int status = 2;
+    if (all == NULL || nodes == NULL) {
+        fprintf(stderr, "drover doctor: out of memory\n");
+        goto out;
+    }
+    int n_all = config_nodes(cfg, path, all);
+    if (n_all < 0)
+        goto out;
+    /* this machine, then the nodes asked for (names or URLs), else all of them */
+    drv_strlcpy(nodes[0].name, "this machine", sizeof(nodes[0].name));
+    int n = 1;
+    for (int i = 0; i < n_want; i++) {
+        const struct drv_doctor_node *nd = node_named(all, n_all, want[i]);
+        if (nd) {
+            nodes[n++] = *nd;
+        } else if (strncmp(want[i], "http://", 7) == 0 || strncmp(want[i], "https://", 8) == 0) {
+            drv_strlcpy(nodes[n].name, want[i], sizeof(nodes[n].name));
+            drv_strlcpy(nodes[n].url, want[i], sizeof(nodes[n].url));
+            n++;
+        } else {
+            status = drv_cmd_bad_usage(self, "no [node %s] in %s (give a configured name or a URL)",
+                                       want[i], cfg ? path : "the config (there is none)");
+            goto out;
+        }
+    }
+    if (n_want == 0) {
+        for (int i = 1; i < n_all; i++)
+            nodes[n++] = all[i];
+    }
+    if (n == 1) {
+        /* no fleet: the drover node this machine would run, if one runs */
+        const char *port = cfg ? drv_config_get(cfg, "serve", "", "port") : NULL;
+        snprintf(nodes[1].url, sizeof(nodes[1].url), "http://127.0.0.1:%s",
+                 port && strcmp(port, "0") != 0 ? port : "11435");
+        drv_strlcpy(nodes[1].name, "local", sizeof(nodes[1].name));
+        nodes[1].optional = true;
+        n = 2;
+    }
+    if (isatty(STDERR_FILENO))
+        fprintf(stderr, "drover doctor: asking %d node%s (at most %.0f s each)...\n", n - 1,
+                n == 2 ? "" : "s", p.node_seconds);
+    drv_doctor_collect(nodes, n, &p);
+    results = calloc((size_t)n, sizeof(*results));
+    if (results == NULL) {
+        fprintf(stderr, "drover doctor: out of memory\n");
+        goto out;
+    }
+    struct drv_doctor_fleet fleet = {.nodes = nodes, .n = n};
+    for (int i = 0; i < n; i++)
+        drv_doctor_run_checks(&fleet, i, &results[i]);
+    if (json) {
+        char *s = drv_doctor_json(nodes, results, n);
+        if (s == NULL) {
+            fprintf(stderr, "drover doctor: out of memory\n");
+            goto out;
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        drv_doctor_write_text(stdout, nodes, results, n);
+    }
+    status = drv_doctor_count(results, n, DRV_DOCTOR_PROBLEM) > 0 ? 1 : 0;
+out:
+    free(results);
+    free(nodes);
+    free(all);
+    drv_config_free(cfg);
+    return status;
+}
