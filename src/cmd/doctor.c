@@ -1,6 +1,7 @@
 #include "base/config.h"
 #include "cmd/cmd.h"
 #include "doctor/doctor.h"
+#include "fleet/fleet.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -17,63 +18,38 @@ static struct drv_doctor_node *node_named(struct drv_doctor_node *nodes, int n, 
     return NULL;
 }
 
-/* The first line of an API key file. */
-static int read_key(const char *path, char *out, size_t size)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    if (fgets(out, (int)size, f) == NULL)
-        out[0] = '\0';
-    fclose(f);
-    out[strcspn(out, "\r\n")] = '\0';
-    return 0;
-}
-
-/* [node NAME] sections into nodes[1..]; returns the count (nodes[0] is this
- * machine) or -1 with a message printed. */
+/* The [node NAME] sections, read the way the gateway reads them, into
+ * nodes[1..] (nodes[0] is this machine); [node] hw = FILE names the machine's
+ * hardware profile. The gateway's bench history goes to history. Returns the
+ * count, or -1 with a message printed. */
 static int config_nodes(const struct drv_config *cfg, const char *path,
-                        struct drv_doctor_node *nodes)
+                        struct drv_doctor_node *nodes, char *history, size_t history_size)
 {
+    struct drv_fleet_params fp;
+    struct drv_err err;
+    drv_err_init(&err);
+    if (drv_fleet_params_from_config(cfg, &fp, &err) != 0) {
+        fprintf(stderr, "drover doctor: %s: %s\n", path, err.msg);
+        drv_fleet_params_release(&fp);
+        return -1;
+    }
     int n = 1;
-    for (size_t i = 0; cfg && i < cfg->n; i++) {
-        const struct drv_config_entry *e = &cfg->entries[i];
-        if (strcmp(e->section, "node") != 0)
-            continue;
-        struct drv_doctor_node *nd = node_named(nodes, n, e->name);
-        if (nd == NULL) {
-            if (n == MAX_NODES) {
-                fprintf(stderr, "drover doctor: %s: more than %d nodes\n", path, MAX_NODES - 1);
-                return -1;
-            }
-            nd = &nodes[n++];
-            drv_strlcpy(nd->name, e->name, sizeof(nd->name));
-        }
-        if (strcmp(e->key, "url") == 0) {
-            drv_strlcpy(nd->url, e->value, sizeof(nd->url));
-        } else if (strcmp(e->key, "kind") == 0) {
-            if (!drv_bench_parse_kind(e->value, &nd->config_kind)) {
-                fprintf(stderr,
-                        "drover doctor: %s: [node %s] kind = %s: want drover, ollama or openai\n",
-                        path, e->name, e->value);
-                return -1;
-            }
-        } else if (strcmp(e->key, "api_key_file") == 0) {
-            if (read_key(e->value, nd->api_key, sizeof(nd->api_key)) != 0) {
-                fprintf(stderr, "drover doctor: %s: [node %s] api_key_file %s cannot be read\n",
-                        path, e->name, e->value);
-                return -1;
-            }
-        } else if (strcmp(e->key, "hw") == 0) {
-            drv_strlcpy(nd->hw_file, e->value, sizeof(nd->hw_file));
-        }
+    for (int i = 0; i < fp.n_nodes && n < MAX_NODES; i++) {
+        const struct drv_fleet_node_cfg *c = &fp.nodes[i];
+        struct drv_doctor_node *nd = &nodes[n++];
+        drv_strlcpy(nd->name, c->name, sizeof(nd->name));
+        drv_strlcpy(nd->url, c->url, sizeof(nd->url));
+        drv_strlcpy(nd->api_key, c->api_key, sizeof(nd->api_key));
+        nd->config_kind = c->kind == DRV_NODE_DROVER   ? DRV_BENCH_KIND_DROVER
+                          : c->kind == DRV_NODE_OLLAMA ? DRV_BENCH_KIND_OLLAMA
+                          : c->kind == DRV_NODE_OPENAI ? DRV_BENCH_KIND_OPENAI
+                                                       : DRV_BENCH_KIND_AUTO;
+        const char *hw = drv_config_get(cfg, "node", c->name, "hw");
+        if (hw)
+            drv_strlcpy(nd->hw_file, hw, sizeof(nd->hw_file));
     }
-    for (int i = 1; i < n; i++) {
-        if (nodes[i].url[0] == '\0') {
-            fprintf(stderr, "drover doctor: %s: [node %s] has no url =\n", path, nodes[i].name);
-            return -1;
-        }
-    }
+    drv_strlcpy(history, fp.history, history_size);
+    drv_fleet_params_release(&fp);
     return n;
 }
 
@@ -152,9 +128,12 @@ int drv_cmd_doctor(int argc, char **argv)
         fprintf(stderr, "drover doctor: out of memory\n");
         goto out;
     }
-    int n_all = config_nodes(cfg, path, all);
+    char history[512];
+    int n_all = config_nodes(cfg, path, all, history, sizeof(history));
     if (n_all < 0)
         goto out;
+    if (p.db == NULL && history[0]) /* the gateway's history, unless --db says */
+        p.db = history;
     /* this machine, then the nodes asked for (names or URLs), else all of them */
     drv_strlcpy(nodes[0].name, "this machine", sizeof(nodes[0].name));
     int n = 1;

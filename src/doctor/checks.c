@@ -949,6 +949,9 @@ static bool check_thinking(const struct drv_doctor_fleet *fleet, const struct dr
         fix(f, "send \"think\": false at the top level of each request, not inside \"options\":");
         fix(f, "{\"model\":\"%s\",\"think\":false,\"messages\":[...]}", t->model);
     }
+    /* an INI key ends at ':', and the gateway matches the name before it too */
+    fix(f, "or, for every client of a drover gateway: [think] %.*s = false in its drover.conf;",
+        (int)strcspn(t->model, ":"), t->model);
     fix(f, "or give it room to think: a budget of 1024 tokens or more");
     return true;
 }

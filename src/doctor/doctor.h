@@ -128,7 +128,7 @@ struct drv_doctor_node {
     bool local;                      /* its URL names this machine (loopback) */
     bool optional;                   /* not configured, only tried: silence when it is not there */
     char hw_file[256];               /* [node] hw = FILE: its machine's `drover hw --json` */
-    char api_key[256];               /* from [node] api_key_file */
+    char api_key[512];               /* from [node] api_key_file */
     /* what was found */
     bool reachable;
     char error[256]; /* !reachable: the first failure, with its URL */

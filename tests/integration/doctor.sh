@@ -11,6 +11,7 @@ DB=$T_TMP/h.db
 CORES=$("$DROVER" hw --quick --json | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0,"utf8")).cpu.cores))')
 [ -n "$CORES" ] && pass || fail "drover hw --json gives the physical cores"
 THREADS=$((CORES + 4))
+"$DROVER" hw --quick --json >"$T_TMP/hw.json"
 
 # Ring's chat template (llama.cpp's built-in "bailing-think") ends the generation
 # prompt with <think>: everything the model writes is reasoning until </think>,
@@ -106,6 +107,7 @@ kind = drover
 url = http://127.0.0.1:$slow_PORT
 [node thinker]
 url = http://127.0.0.1:$ring_PORT
+hw = $T_TMP/hw.json
 [node gone]
 url = http://127.0.0.1:1
 CONF
