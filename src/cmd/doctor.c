@@ -23,7 +23,8 @@ static struct drv_doctor_node *node_named(struct drv_doctor_node *nodes, int n, 
  * hardware profile. The gateway's bench history goes to history. Returns the
  * count, or -1 with a message printed. */
 static int config_nodes(const struct drv_config *cfg, const char *path,
-                        struct drv_doctor_node *nodes, char *history, size_t history_size)
+                        struct drv_doctor_node *nodes, char *history, size_t history_size,
+                        bool *local_engine)
 {
     struct drv_fleet_params fp;
     struct drv_err err;
@@ -49,6 +50,7 @@ static int config_nodes(const struct drv_config *cfg, const char *path,
             drv_strlcpy(nd->hw_file, hw, sizeof(nd->hw_file));
     }
     drv_strlcpy(history, fp.history, history_size);
+    *local_engine = fp.local;
     drv_fleet_params_release(&fp);
     return n;
 }
@@ -129,7 +131,8 @@ int drv_cmd_doctor(int argc, char **argv)
         goto out;
     }
     char history[512];
-    int n_all = config_nodes(cfg, path, all, history, sizeof(history));
+    bool local_engine = false;
+    int n_all = config_nodes(cfg, path, all, history, sizeof(history), &local_engine);
     if (n_all < 0)
         goto out;
     if (p.db == NULL && history[0]) /* the gateway's history, unless --db says */
@@ -155,14 +158,16 @@ int drv_cmd_doctor(int argc, char **argv)
         for (int i = 1; i < n_all; i++)
             nodes[n++] = all[i];
     }
-    if (n == 1) {
-        /* no fleet: the drover node this machine would run, if one runs */
+    if (n_want == 0 && (n == 1 || local_engine) && n < MAX_NODES) {
+        /* the drover this machine runs (if one runs): alone, or a gateway whose
+         * own engine is the fleet's node "local" */
         const char *port = cfg ? drv_config_get(cfg, "serve", "", "port") : NULL;
-        snprintf(nodes[1].url, sizeof(nodes[1].url), "http://127.0.0.1:%s",
+        snprintf(nodes[n].url, sizeof(nodes[n].url), "http://127.0.0.1:%s",
                  port && strcmp(port, "0") != 0 ? port : "11435");
-        drv_strlcpy(nodes[1].name, "local", sizeof(nodes[1].name));
-        nodes[1].optional = true;
-        n = 2;
+        drv_strlcpy(nodes[n].name, "local", sizeof(nodes[n].name));
+        nodes[n].optional = true;
+        nodes[n].gateway = n > 1;
+        n++;
     }
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "drover doctor: asking %d node%s (at most %.0f s each)...\n", n - 1,

@@ -127,6 +127,9 @@ struct drv_doctor_node {
     enum drv_bench_kind kind;        /* what it answers like (AUTO: unknown) */
     bool local;                      /* its URL names this machine (loopback) */
     bool optional;                   /* not configured, only tried: silence when it is not there */
+    bool gateway;                    /* a drover gateway whose own engine is node "local": of its
+                                        listings only what is marked "local" counts, and it is not
+                                        probed (the gateway may route a probe to any node) */
     char hw_file[256];               /* [node] hw = FILE: its machine's `drover hw --json` */
     char api_key[512];               /* from [node] api_key_file */
     /* what was found */
@@ -160,7 +163,8 @@ struct drv_doctor_node {
 /* GET /api/drover/status into n->status (have_status). */
 int drv_doctor_parse_status(struct drv_doctor_node *n, const char *body, size_t len,
                             struct drv_err *err);
-/* GET /api/ps (drover, Ollama) into n->models (have_ps). */
+/* GET /api/ps (drover, Ollama) into n->models (have_ps); of a gateway's, only
+ * the models whose "drover_node" is "local". */
 int drv_doctor_parse_ps(struct drv_doctor_node *n, const char *body, size_t len,
                         struct drv_err *err);
 /* GET /api/tags: file sizes of the loaded models, n_available. */

@@ -148,6 +148,9 @@ int drv_doctor_parse_ps(struct drv_doctor_node *n, const char *body, size_t len,
         struct drv_doctor_model *d = &n->models[n->n_models];
         memset(d, 0, sizeof(*d));
         d->num_gpu = -1;
+        const char *where = json_string_value(json_object_get(m, "drover_node"));
+        if (n->gateway && where && strcmp(where, "local") != 0)
+            continue; /* another node's model: that node is asked itself */
         copy_str(d->name, sizeof(d->name), json_object_get(m, "name"));
         if (d->name[0] == '\0')
             copy_str(d->name, sizeof(d->name), json_object_get(m, "model"));
@@ -809,9 +812,11 @@ static void collect_node(struct drv_doctor_node *n, const struct drv_doctor_para
     }
     bool can_probe = n->reachable && n->error[0] == '\0' && n->kind != DRV_BENCH_KIND_AUTO;
     char model[128], why[256] = "";
-    if (!p->probes) {
-        say(n->speed.why, sizeof(n->speed.why), "probes are off (--no-probe)");
-        say(n->think.why, sizeof(n->think.why), "probes are off (--no-probe)");
+    if (!p->probes || n->gateway) {
+        const char *off = n->gateway ? "a gateway may route a probe to any of its nodes"
+                                     : "probes are off (--no-probe)";
+        drv_strlcpy(n->speed.why, off, sizeof(n->speed.why));
+        drv_strlcpy(n->think.why, off, sizeof(n->think.why));
     } else if (can_probe && !probe_model(n, p->model, model, sizeof(model), why, sizeof(why))) {
         drv_strlcpy(n->speed.why, why, sizeof(n->speed.why));
         drv_strlcpy(n->think.why, why, sizeof(n->think.why));

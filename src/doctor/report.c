@@ -73,6 +73,8 @@ static void node_header(FILE *f, const struct drv_doctor_node *n)
             fprintf(f, "  %s%s%s", kind_label(n), n->version[0] ? " " : "", n->version);
         if (n->kind == DRV_BENCH_KIND_DROVER && n->have_status && n->status.llama[0])
             fprintf(f, ", llama.cpp %s", n->status.llama);
+        if (n->gateway && n->reachable)
+            fprintf(f, " (the gateway's own engine)");
     }
 }
 

@@ -98,6 +98,8 @@ kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null; unset 'PIDS[-1]'
 serve slow "$slow_PORT" --model "$T_TMP/big/m.gguf" --threads 1 --parallel 1 --ctx 512
 
 cat >"$T_TMP/drover.conf" <<CONF
+[fleet]
+local = no
 [node healthy]
 url = http://127.0.0.1:$healthy_PORT
 [node threads]

@@ -373,6 +373,22 @@ static void parsers_read_the_recorded_answers(void **state)
         drv_doctor_parse_chat(&t, true, false, OPENAI_CHAT_EMPTY, strlen(OPENAI_CHAT_EMPTY), &err),
         0);
     assert_true(t.content_len == 0 && t.thinking_len > 10 && t.eval_count == 64);
+    /* a gateway's /api/ps lists every node's models; its own engine's are "local" */
+    static const char gw_ps[] =
+        "{\"models\":[{\"name\":\"stories260K:latest\",\"model\":\"stories260K:latest\",\"size\":"
+        "6414080,\"size_vram\":0,\"context_length\":2048,\"drover_node\":\"local\"},{\"name\":"
+        "\"mistral:latest\",\"model\":\"mistral:latest\",\"size\":5137025024,\"size_vram\":0,"
+        "\"context_length\":4096,\"drover_node\":\"xeon\"}]}";
+    n = node_new("local", "http://127.0.0.1:11435", DRV_BENCH_KIND_DROVER);
+    n->gateway = true;
+    feed(n, drv_doctor_parse_ps, gw_ps);
+    assert_int_equal(n->n_models, 1);
+    assert_string_equal(n->models[0].name, "stories260K:latest");
+    n->gateway = false; /* a plain node's listing is all its own */
+    feed(n, drv_doctor_parse_ps, gw_ps);
+    assert_int_equal(n->n_models, 2);
+    free(n);
+
     /* not what they should be */
     struct drv_doctor_node *bad = node_new("x", "http://x", DRV_BENCH_KIND_OLLAMA);
     assert_int_equal(drv_doctor_parse_ps(bad, "[]", 2, &err), DRV_EFORMAT);
