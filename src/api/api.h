@@ -341,6 +341,11 @@ uint16_t drv_api_server_port(const struct drv_api_server *s);
  * so a gateway, bench or doctor elsewhere knows this node's machine. Copied.
  * Call before requests arrive. Until set, the route answers 404. */
 int drv_api_server_set_hw(struct drv_api_server *s, const char *json);
+/* The settings JSON that GET /api/drover/status answers (the engine's threads,
+ * slots, context, KV type, GPU layers, llama.cpp release: what `drover doctor`
+ * checks; cmd/serve.c documents the fields). Copied. Call before requests
+ * arrive. Until set, the route answers 404. */
+int drv_api_server_set_status(struct drv_api_server *s, const char *json);
 /* API keys: from now on every route but / and /health answers 401 unless the
  * request carries "Authorization: Bearer <one of keys>" (compared in constant
  * time). n = 0 opens the server again. Copied. Call before requests arrive. */

@@ -22,7 +22,8 @@ struct drv_api_server {
     struct drv_http_server *http;
     drv_api_metrics_fn metrics;
     void *metrics_ud;
-    char *hw_json; /* GET /api/drover/hw; NULL until set */
+    char *hw_json;     /* GET /api/drover/hw; NULL until set */
+    char *status_json; /* GET /api/drover/status; NULL until set */
     char version[32];
     drv_api_metrics_fn nodes; /* GET /api/drover/nodes (a gateway's node table) */
     void *nodes_ud;
@@ -503,6 +504,16 @@ static void h_hw(struct drv_http_req *req, void *ud)
     drv_http_respond(req, 200, "application/json", s->hw_json, strlen(s->hw_json));
 }
 
+static void h_status(struct drv_http_req *req, void *ud)
+{
+    struct drv_api_server *s = srv_of(ud);
+    if (s->status_json == NULL) {
+        drv_http_respond_json_error(req, 404, "this node does not report its settings");
+        return;
+    }
+    drv_http_respond(req, 200, "application/json", s->status_json, strlen(s->status_json));
+}
+
 /* Constant time in the key's content: every configured key is compared over
  * its whole length, whatever matches. */
 static bool key_ok(const struct drv_api_server *s, const char *auth)
@@ -559,6 +570,7 @@ GUARDED(h_openai_chat)
 GUARDED(h_openai_embeddings)
 GUARDED(h_metrics)
 GUARDED(h_hw)
+GUARDED(h_status)
 GUARDED(h_nodes)
 
 static const struct drv_http_route routes[] = {
@@ -578,6 +590,7 @@ static const struct drv_http_route routes[] = {
     {"GET", "/health", h_health},
     {"GET", "/metrics", g_h_metrics},
     {"GET", "/api/drover/hw", g_h_hw},
+    {"GET", "/api/drover/status", g_h_status},
     {"GET", "/api/drover/nodes", g_h_nodes},
 };
 
@@ -622,6 +635,16 @@ int drv_api_server_set_hw(struct drv_api_server *s, const char *json)
     return 0;
 }
 
+int drv_api_server_set_status(struct drv_api_server *s, const char *json)
+{
+    char *copy = strdup(json);
+    if (copy == NULL)
+        return DRV_ENOMEM;
+    free(s->status_json);
+    s->status_json = copy;
+    return 0;
+}
+
 int drv_api_server_set_keys(struct drv_api_server *s, const char *const *keys, size_t n)
 {
     char **k = calloc(n ? n : 1, sizeof(*k));
@@ -658,5 +681,6 @@ void drv_api_server_free(struct drv_api_server *s)
         free(s->keys[i]);
     free(s->keys);
     free(s->hw_json);
+    free(s->status_json);
     free(s);
 }

@@ -7,6 +7,7 @@
 #include "probe/probe.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -72,6 +73,30 @@ static int engine_metrics(void *ud, struct drv_buf *out)
     return rc;
 }
 
+/* GET /api/drover/status: the settings the engine runs with, for `drover
+ * doctor` and gateways. {"version", "llama_cpp" (release), "ggml", "threads"
+ * (compute threads), "threads_from" ("setting" | "physical cores"),
+ * "physical_cores", "parallel" (slots per model, 0 = as many as fit, at most
+ * 4), "ctx" (tokens per slot, 0 = the model's, at most 4096), "kv_type",
+ * "flash_attn", "gpu_layers" (-1 = as many as fit), "max_loaded", "max_queue",
+ * "keep_alive_ms" (-1 = forever)}. Caller frees. */
+static char *status_json(const struct drv_engine_params *ep, const char *kv_name)
+{
+    int cores = drv_physical_cores();
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:s, s:b, s:i, s:i, s:i, s:I}",
+                  "version", DROVER_VERSION, "llama_cpp", DROVER_LLAMA_RELEASE, "ggml",
+                  drv_ggml_version(), "threads", ep->n_threads > 0 ? ep->n_threads : cores,
+                  "threads_from", ep->n_threads > 0 ? "setting" : "physical cores",
+                  "physical_cores", cores, "parallel", ep->n_parallel, "ctx", (json_int_t)ep->n_ctx,
+                  "kv_type", kv_name, "flash_attn", strcmp(kv_name, "f16") != 0, "gpu_layers",
+                  ep->n_gpu_layers, "max_loaded", ep->max_loaded, "max_queue", ep->max_queue,
+                  "keep_alive_ms", (json_int_t)(ep->keep_alive_ms < 0 ? -1 : ep->keep_alive_ms));
+    char *j = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return j;
+}
+
 static bool is_dir(const char *p)
 {
     struct stat st;
@@ -90,6 +115,7 @@ struct serve_opts {
     bool ollama_store;
     enum drv_log_level lvl;
     const char *config;
+    const char *kv_name; /* as given ("f16" when not) */
 };
 
 /* A gateway's /metrics: the local engine's series, then the fleet's. */
@@ -171,6 +197,7 @@ static const char *serve_set(struct serve_opts *o, const char *name, const char 
     } else if (strcmp(key, "kv-type") == 0) {
         if (!drv_engine_parse_kv_type(val, &o->ep.kv_type))
             return "kv-type wants f16|q8_0|q4_0";
+        o->kv_name = val;
     } else if (strcmp(key, "gpu-layers") == 0) {
         if (!drv_cmd_parse_long(val, -1, 100000, &v))
             return "gpu-layers wants -1 (as many as fit) or a layer count";
@@ -213,7 +240,8 @@ int drv_cmd_serve(int argc, char **argv)
     struct serve_opts o = {.ep = drv_engine_default_params(),
                            .hp = drv_http_default_params(),
                            .ollama_store = true,
-                           .lvl = DRV_LOG_INFO};
+                           .lvl = DRV_LOG_INFO,
+                           .kv_name = "f16"};
     o.hp.host = "127.0.0.1";
     o.hp.port = 11435;
     o.hp.max_body_bytes = 16u << 20; /* long chats with images fit; more is refused (413) */
@@ -407,6 +435,10 @@ int drv_cmd_serve(int argc, char **argv)
         free(j);
     }
     free(hw);
+    char *st = status_json(&ep, o.kv_name);
+    if (st)
+        drv_api_server_set_status(s, st);
+    free(st);
     struct drv_model_desc d[8];
     int n = backend->ops->list_models(backend, d, 8);
     fprintf(stderr, "drover serve: listening on http://%s:%u with %d model%s%s%s%s%s\n", hp.host,

@@ -160,4 +160,10 @@ size_t drv_text_flush(struct drv_think_state *st, const char *text, size_t len, 
                       int (*emit)(void *ud, enum drv_ev_kind kind, const char *p, size_t n),
                       void *ud, int *cancel);
 
+/* True when text (a templated prompt) ends with an open <think> tag, blanks
+ * after it allowed: the chat template opened the reasoning block itself (as
+ * the templates of Ring, DeepSeek-R1 distills and Qwen3 thinking models do),
+ * so the model's first words are reasoning. */
+bool drv_think_opened(const char *text, size_t len);
+
 #endif

@@ -307,8 +307,14 @@ static int build_prompt(const struct drv_emodel *m, const struct drv_job *j, str
                      "support knows",
                      m->name);
         *templated = rc == 0;
-        if (rc == 0 && j->think == 0 && think_capable(m))
-            rc = drv_buf_append(out, "<think>\n\n</think>\n\n", 19);
+        if (rc == 0 && j->think == 0 && think_capable(m)) {
+            /* an empty reasoning block; a template that already opened one
+             * (its generation prompt ends in <think>) only needs it closed */
+            if (drv_think_opened(out->data, out->len))
+                rc = drv_buf_append(out, "\n\n</think>\n\n", 12);
+            else
+                rc = drv_buf_append(out, "<think>\n\n</think>\n\n", 19);
+        }
     } else {
         /* no chat template: the messages' text, one after the other, the way a
          * base model continues it */
@@ -417,6 +423,9 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
         n = 1;
     s->prompt = malloc((size_t)n * sizeof(llama_token));
     int32_t got = s->prompt ? llama_tokenize(m->vocab, t, len, s->prompt, n, true, templated) : -1;
+    /* the template opened the reasoning block itself: what the model writes
+     * first is reasoning, up to its </think> */
+    bool opened = templated && drv_think_opened(t, (size_t)len);
     drv_buf_release(&text);
     if (got < 0) {
         free(s->prompt);
@@ -493,7 +502,8 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
     s->job = j;
     s->model_name = m->name;
     s->state = DRV_SLOT_PROMPT;
-    s->think = (struct drv_think_state){.enabled = think_capable(m) && j->think != 0};
+    bool thinks = think_capable(m) && j->think != 0;
+    s->think = (struct drv_think_state){.enabled = thinks, .in_think = thinks && opened};
     drv_buf_reset(&s->pending);
     s->t_start = drv_now_ns();
     s->t_prompt_done = s->t_last = 0;

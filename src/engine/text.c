@@ -125,3 +125,12 @@ size_t drv_text_flush(struct drv_think_state *st, const char *text, size_t len, 
     }
     return used;
 }
+
+bool drv_think_opened(const char *text, size_t len)
+{
+    static const char open_tag[] = "<think>";
+    const size_t n = sizeof(open_tag) - 1;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        len--;
+    return len >= n && memcmp(text + len - n, open_tag, n) == 0;
+}

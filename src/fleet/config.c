@@ -224,10 +224,10 @@ static int node_key(struct drv_fleet_params *p, const struct drv_config_entry *e
         if (!parse_int(v, -1000000, 1000000, &n->priority))
             return drv_err_set(err, DRV_EINVAL, "[node %s] priority = %s: not a number", n->name,
                                v);
-    } else {
+    } else if (strcmp(k, "hw") != 0) { /* hw: the node's machine, read by drover doctor */
         return drv_err_set(err, DRV_EINVAL,
                            "[node %s] unknown setting \"%s\" (url, kind, api_key_file, "
-                           "max_concurrent, priority)",
+                           "max_concurrent, priority, hw)",
                            n->name, k);
     }
     return 0;

@@ -32,6 +32,7 @@
  *   api_key_file = FILE      ; sent upstream as a bearer key, never logged
  *   max_concurrent = 4
  *   priority = 1             ; lower first (policy "priority")
+ *   hw = FILE                ; its machine (`drover hw --json` there), for drover doctor
  *   [alias NAME]
  *   model = OTHER            ; NAME and OTHER are one model on every node
  *   [think]

@@ -622,7 +622,7 @@ static void local_bench_measures_pp_and_tg(void **state)
 
 /* stories260K with a chat template that opens a think block (Qwen3-style), so
  * the prompt side of think:false can be seen: it closes the block in the prompt. */
-static void write_thinking_copy(const char *out)
+static void write_template_copy(const char *out, const char *tmpl)
 {
     struct ggml_context *meta = NULL;
     struct gguf_init_params ip = {.no_alloc = false, .ctx = &meta};
@@ -630,9 +630,7 @@ static void write_thinking_copy(const char *out)
     assert_non_null(src);
     struct gguf_context *g = gguf_init_empty();
     gguf_set_kv(g, src);
-    gguf_set_val_str(g, "tokenizer.chat_template",
-                     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-                     "{% endfor %}<|im_start|>assistant\n<think>\n");
+    gguf_set_val_str(g, "tokenizer.chat_template", tmpl);
     for (int64_t i = 0; i < gguf_get_n_tensors(src); i++)
         gguf_add_tensor(g, ggml_get_tensor(meta, gguf_get_tensor_name(src, i)));
     assert_true(gguf_write_to_file(g, out, false));
@@ -648,7 +646,9 @@ static void think_false_closes_the_block_in_the_prompt(void **state)
     int fd = mkstemps(path, 5);
     assert_true(fd >= 0);
     close(fd);
-    write_thinking_copy(path);
+    write_template_copy(
+        path, "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+              "{% endfor %}<|im_start|>assistant\n<think>\n");
     struct drv_engine_params p = drv_engine_default_params();
     p.n_parallel = 1;
     p.n_ctx = 256;
@@ -689,6 +689,64 @@ static void think_false_closes_the_block_in_the_prompt(void **state)
     unlink(path);
 }
 
+/* Ring's template (llama.cpp's built-in "bailing-think") ends its generation
+ * prompt with <think>: the model's words are reasoning until </think>, so a
+ * small budget ends with an empty answer (done_reason length); think:false
+ * closes the block in the prompt and the words are the answer. */
+static void template_that_opens_think_makes_reasoning(void **state)
+{
+    (void)state;
+    const char *opened[] = {"<role>ASSISTANT</role><think>", "assistant\n<think>\n"};
+    const char *closed[] = {"<think>\n\n</think>\n\n", "", "think>"};
+    for (size_t i = 0; i < 2; i++)
+        assert_true(drv_think_opened(opened[i], strlen(opened[i])));
+    for (size_t i = 0; i < 3; i++)
+        assert_false(drv_think_opened(closed[i], strlen(closed[i])));
+    char path[] = "/tmp/drover-ring-XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    write_template_copy(path, "{%- for m in messages -%}{%- set role = m.role | upper -%}"
+                              "{%- if role == \"USER\" -%}{%- set role = \"HUMAN\" -%}{%- endif -%}"
+                              "<role>{{ role }}</role>{{ m.content }}{%- endfor -%}"
+                              "{%- if add_generation_prompt -%}<role>ASSISTANT</role><think>"
+                              "{%- endif -%}");
+    struct drv_engine_params p = drv_engine_default_params();
+    p.n_parallel = 1;
+    p.n_ctx = 256;
+    p.n_threads = 1;
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_engine *e = drv_engine_new(&p, &err);
+    assert_int_equal(drv_engine_add_model(e, "ring", path, &err), 0);
+    struct drv_backend *b = drv_engine_backend(e);
+    struct drv_chat_msg msg = {"user", "Once upon a time"};
+    for (int think = -1; think <= 0; think++) {
+        struct drv_gen_request req;
+        drv_gen_request_init(&req);
+        req.kind = DRV_GEN_CHAT;
+        req.model = "ring";
+        req.messages = &msg;
+        req.n_messages = 1;
+        req.num_predict = 12;
+        req.sampling.temperature = 0;
+        req.think = think;
+        struct result r;
+        result_init(&r);
+        assert_int_equal(b->ops->generate(b, &req, sink, &r, &err), 0);
+        wait_done(&r);
+        assert_int_equal(r.last, DRV_EV_DONE);
+        assert_string_equal(r.reason, "length");
+        if (think < 0)
+            assert_int_equal(r.text.len, 0); /* every word was reasoning */
+        else
+            assert_true(r.text.len > 0);
+        result_release(&r);
+    }
+    drv_engine_free(e);
+    unlink(path);
+}
+
 static void text_helpers(void **state)
 {
     (void)state;
@@ -715,6 +773,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_helpers),
         cmocka_unit_test(think_false_closes_the_block_in_the_prompt),
+        cmocka_unit_test(template_that_opens_think_makes_reasoning),
         cmocka_unit_test(local_bench_measures_pp_and_tg),
         cmocka_unit_test(thinking_is_split_from_the_answer),
         cmocka_unit_test(schema_compiles_and_refuses),

@@ -225,7 +225,7 @@ static void config_ok(void **state)
         drv_config_parse("[fleet]\nroute = priority\nhealth_interval = 1500ms\n"
                          "max_queue = 3\napi_key = k1\napi_key = k2\nlocal = no\n"
                          "[node gpu]\nurl = http://10.0.0.2:11434/\nkind = ollama\n"
-                         "max_concurrent = 2\npriority = 1\n"
+                         "max_concurrent = 2\npriority = 1\nhw = gpu.json\n"
                          "[node cpu]\nurl = http://10.0.0.3:8080\nkind = openai\n"
                          "[alias qwen2.5:3b]\nmodel = qwen2.5-3b-instruct-q4_k_m.gguf\n"
                          "[think]\nqwen3 = false\n",
