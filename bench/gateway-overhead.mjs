@@ -87,9 +87,9 @@ function nullServer() {
 async function main() {
   const { args, opt } = argv();
   const quick = args.includes("--quick");
-  const positional = args.filter((a) => a !== "--quick");
   const reps = +opt("-r", quick ? 3 : 6);
   const nodeThreads = +opt("-t", 1);
+  const positional = args.filter((a) => a !== "--quick"); // after opt() took its options out
   const model = path.resolve(positional[0] || path.join(root, "../shared/models/stories260K.gguf"));
   const name = path.basename(model, ".gguf");
   for (const need of [drover, model])
