@@ -222,9 +222,12 @@ int drv_api_openai_embeddings_response(const struct drv_api_embed_result *r, boo
  * (Ollama only), truncate (Ollama only)). Knobs left at their defaults are not
  * sent. `stream` sets "stream"; an OpenAI stream also asks
  * stream_options.include_usage. model_override, when not NULL, replaces
- * r->model (the node's own name of the model). Returns 0, DRV_EINVAL (a
+ * r->model (the node's own name of the model). /v1/completions has no system
+ * prompt and is always raw: r->system and r->raw are not sent there; its
+ * format goes as llama-server's "json_schema" field. Returns 0, DRV_EINVAL (a
  * request kind the wire cannot carry: chat on a completion wire or the
- * reverse), DRV_ENOMEM or DRV_ETOOBIG (out's cap). */
+ * reverse; or a format_schema that is not a JSON object), DRV_ENOMEM or
+ * DRV_ETOOBIG (out's cap). */
 int drv_api_upstream_body(const struct drv_gen_request *r, enum drv_api_wire wire, bool stream,
                           const char *model_override, struct drv_buf *out);
 
@@ -240,17 +243,27 @@ int drv_api_upstream_body(const struct drv_gen_request *r, enum drv_api_wire wir
  * done_reason from done_reason / finish_reason, "stop" when absent) or ERROR
  * for an in-stream error object (Ollama {"error":"..."}, OpenAI
  * {"error":{"message":...}}) with status 502. ev->model is the model name set
- * at init. Lines longer than DRV_API_MAX_TEXT fail. */
+ * at init. Lines longer than DRV_API_MAX_TEXT fail. A non-streaming answer
+ * gives at most one THINKING and one TOKEN event, then DONE. OpenAI streams end
+ * with DONE at "data: [DONE]", or at the end of the body once a finish_reason
+ * was seen, so that it carries the usage chunk llama-server sends after the
+ * finish_reason chunk. Token counts come from usage, else from timings. */
 struct drv_api_upstream_parser {
     enum drv_api_wire wire;
     bool stream;
     /* private */
     bool finished;     /* the terminal event was sent */
     bool sink_stopped; /* the sink returned nonzero */
+    bool started;      /* a TOKEN or THINKING event was sent */
+    bool seen_finish;  /* OpenAI: a chunk carried finish_reason */
+    bool seen_data;    /* SSE: the event being read has a data field */
+    bool after_first;  /* past the first line (where a BOM is skipped) */
+    bool usage_tokens; /* OpenAI: token counts came from usage (timings do not override) */
     char *model;
-    struct drv_buf line; /* the incomplete line / SSE event so far */
+    struct drv_buf line; /* the incomplete line so far (non-streaming: the whole body) */
+    struct drv_buf data; /* SSE: the data lines of the event being read */
     int32_t prompt_tokens, eval_tokens;
-    uint64_t prompt_ns, eval_ns;
+    uint64_t total_ns, load_ns, prompt_ns, eval_ns;
     char done_reason[16];
 };
 
@@ -266,12 +279,14 @@ int drv_api_upstream_feed(struct drv_api_upstream_parser *p, const char *data, s
                           drv_gen_sink sink, void *ud, struct drv_err *err);
 /* The body ended. Decodes a last unterminated line; a stream that ended
  * without its final object (Ollama "done":true, OpenAI finish_reason / [DONE])
- * is truncated: an ERROR event (502, "node ended the stream early") is sent.
+ * is truncated: an ERROR event (502, "node ended the stream early") is sent;
+ * so is a last line cut short. An empty non-streaming body is an ERROR (502).
  * Sends nothing when the terminal event was already sent. Returns 0, or what
  * feed would. */
 int drv_api_upstream_finish(struct drv_api_upstream_parser *p, drv_gen_sink sink, void *ud,
                             struct drv_err *err);
-/* Sends the terminal ERROR event (status, message) unless one was sent. */
+/* Sends the terminal ERROR event (status, message) unless a terminal event was
+ * sent; also after the sink asked to stop (every request ends with one). */
 void drv_api_upstream_parser_fail(struct drv_api_upstream_parser *p, int status,
                                   const char *message, drv_gen_sink sink, void *ud);
 /* True once the terminal event was sent. */
@@ -300,9 +315,8 @@ int drv_api_parse_openai_models(const char *body, size_t len, struct drv_model_d
  * with err set. */
 int drv_api_upstream_embed_body(const struct drv_embed_request *r, bool openai,
                                 const char *model_override, struct drv_buf *out);
-int drv_api_upstream_embed_parse(const char *body, size_t len, bool openai, float **rows,
-                                 size_t *n, size_t *dim, int32_t *prompt_tokens,
-                                 struct drv_err *err);
+int drv_api_upstream_embed_parse(const char *body, size_t len, bool openai, float **rows, size_t *n,
+                                 size_t *dim, int32_t *prompt_tokens, struct drv_err *err);
 
 /* ---- the server: every route of both APIs over one backend (api/routes.c) ---- */
 

@@ -37,8 +37,8 @@ struct gen_call {
     struct drv_api_enc enc;
     struct drv_buf out; /* one event's encoded bytes (all of them when not streaming) */
     struct drv_http_stream *stream;
-    bool begun; /* the response was committed (start or respond) */
-    bool dead;  /* the client is gone or encoding failed: stop generating */
+    bool begun;     /* the response was committed (start or respond) */
+    bool dead;      /* the client is gone or encoding failed: stop generating */
     bool node_sent; /* X-Drover-Node was added */
 };
 

@@ -2,6 +2,7 @@
 #include "base/config.h"
 #include "cmd/cmd.h"
 #include "engine/engine.h"
+#include "fleet/fleet.h"
 #include "http/http.h"
 #include "probe/probe.h"
 
@@ -102,6 +103,25 @@ struct serve_opts {
     enum drv_log_level lvl;
     const char *config;
 };
+
+/* A gateway's /metrics: the local engine's series, then the fleet's. */
+struct gw_metrics {
+    struct drv_engine *e;
+    struct drv_fleet *f;
+};
+
+static int gateway_metrics(void *ud, struct drv_buf *out)
+{
+    struct gw_metrics *g = ud;
+    int rc = engine_metrics(g->e, out);
+    return rc || g->f == NULL ? rc : drv_fleet_metrics(g->f, out);
+}
+
+static bool is_loopback(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0;
+}
 
 /* Applies one setting; name is the long option / config key ("max-loaded" or
  * "max_loaded"). Returns NULL or a message for bad usage (static storage). */
@@ -270,6 +290,23 @@ int drv_cmd_serve(int argc, char **argv)
     bool ollama_store = o.ollama_store;
     drv_log_set_level(lvl);
 
+    /* [node ...] sections make this a gateway */
+    struct drv_fleet_params fp;
+    if (drv_fleet_params_from_config(cfg, &fp, &err) != 0) {
+        fprintf(stderr, "drover serve: %s: %s\n", path, err.msg);
+        drv_fleet_params_release(&fp);
+        drv_config_free(cfg);
+        return 1;
+    }
+    bool gateway = fp.n_nodes > 0;
+    if (gateway && fp.n_keys == 0 && !is_loopback(hp.host)) {
+        drv_log(DRV_LOG_WARN,
+                "no API keys configured ([fleet] api_key): the gateway listens on 127.0.0.1 "
+                "only, not %s",
+                hp.host);
+        hp.host = "127.0.0.1";
+    }
+
     /* SIGINT/SIGTERM are taken by sigwait at the end, never by another thread:
      * blocked before any thread (llama.cpp's included) exists, so all inherit it */
     sigset_t set;
@@ -281,10 +318,12 @@ int drv_cmd_serve(int argc, char **argv)
     struct drv_engine *e = drv_engine_new(&ep, &err);
     if (e == NULL) {
         fprintf(stderr, "drover serve: %s\n", err.msg);
+        drv_fleet_params_release(&fp);
         drv_config_free(cfg);
         return 1;
     }
     int status = 1;
+    struct drv_fleet *fleet = NULL;
     for (int i = 0; i < n_models; i++) {
         const char *base = strrchr(models[i], '/');
         char stem[256];
@@ -340,12 +379,28 @@ int drv_cmd_serve(int argc, char **argv)
         }
     }
 
-    struct drv_api_server *s =
-        drv_api_server_new(drv_engine_backend(e), &hp, engine_metrics, e, &err);
+    struct gw_metrics gm = {.e = e};
+    if (gateway) {
+        fleet = drv_fleet_new(&fp, fp.local ? drv_engine_backend(e) : NULL, &err);
+        if (fleet == NULL) {
+            fprintf(stderr, "drover serve: %s\n", err.msg);
+            goto out;
+        }
+        gm.f = fleet;
+    }
+    struct drv_backend *backend = gateway ? drv_fleet_backend(fleet) : drv_engine_backend(e);
+    struct drv_api_server *s = drv_api_server_new(backend, &hp, gateway_metrics, &gm, &err);
     if (s == NULL) {
         fprintf(stderr, "drover serve: %s\n", err.msg);
         goto out;
     }
+    if (fp.n_keys) {
+        drv_api_server_set_keys(s, (const char *const *)fp.keys, (size_t)fp.n_keys);
+        drv_log(DRV_LOG_INFO, "clients need one of %d API key%s (Authorization: Bearer)", fp.n_keys,
+                fp.n_keys == 1 ? "" : "s");
+    }
+    if (gateway)
+        drv_api_server_set_nodes(s, drv_fleet_nodes_json, fleet);
     /* this machine, for whoever asks (bench, a gateway, doctor): no bandwidth
      * measurement at startup, it would take a second and disturb running work */
     struct drv_probe_params pp = drv_probe_default_params();
@@ -361,19 +416,22 @@ int drv_cmd_serve(int argc, char **argv)
     }
     free(hw);
     struct drv_model_desc d[8];
-    int n = drv_engine_backend(e)->ops->list_models(drv_engine_backend(e), d, 8);
-    fprintf(stderr, "drover serve: listening on http://%s:%u with %d model%s%s%s%s\n", hp.host,
+    int n = backend->ops->list_models(backend, d, 8);
+    fprintf(stderr, "drover serve: listening on http://%s:%u with %d model%s%s%s%s%s\n", hp.host,
             drv_api_server_port(s), n, n == 1 ? "" : "s", n ? " (" : "", n ? d[0].name : "",
             n > 1 ? ", ...)"
             : n   ? ")"
-                  : "");
+                  : "",
+            gateway ? " as a gateway" : "");
     int sig;
     sigwait(&set, &sig);
     fprintf(stderr, "drover serve: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drv_api_server_free(s);
     status = 0;
 out:
+    drv_fleet_free(fleet);
     drv_engine_free(e);
+    drv_fleet_params_release(&fp);
     drv_config_free(cfg);
     return status;
 }

@@ -155,6 +155,11 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
                      rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : DEFAULT_CONNECT_MS);
     if (rq->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+    if (rq->stall_timeout_ms > 0) {
+        long secs = (rq->stall_timeout_ms + 999) / 1000;
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs > 0 ? secs : 1L);
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -218,6 +218,8 @@ struct drv_http_request {
     const atomic_bool *cancel;  /* NULL, or a flag that aborts the request when it becomes
                                    true (noticed within about 50 ms) */
     const char *bearer;         /* NULL, or an API key sent as "Authorization: Bearer <key>" */
+    long stall_timeout_ms;      /* fail (timed out) when no byte arrives for this long;
+                                   0 = no limit; whole seconds, at least 1 */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with

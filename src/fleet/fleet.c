@@ -1,0 +1,1179 @@
+/* fleet: the gateway backend — routing, failover, the queue, relaying.
+ *
+ * A request becomes a job holding the request in a canonical form (its Ollama
+ * JSON body, which carries every knob) so that it can be sent again to another
+ * node after a failure. A job runs on one node at a time as an attempt: on the
+ * local engine through its backend, on a remote node on a thread of its own
+ * that makes the upstream request and feeds the answer through the upstream
+ * parser. Every event the client gets passes job_sink, which marks the node,
+ * keeps the statistics and decides failover: an error before the first token
+ * puts the job back at the head of the queue (it is not forwarded); the
+ * dispatcher thread then starts it on the next candidate. */
+#include "api/api.h"
+#include "fleet/fleet_int.h"
+#include "http/http.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define DEFAULT_LOAD_MS 500.0 /* fixed part of a cold load when none was measured */
+#define MAX_FAILS       3      /* consecutive passive failures that take a node down */
+
+struct attempt;
+
+struct job {
+    struct drv_fleet *f;
+    bool embed;
+    enum drv_gen_kind kind;
+    char *body; /* canonical request: Ollama /api/generate, /api/chat or /api/embed JSON */
+    size_t body_len;
+    char model[160]; /* as the client named it */
+    char key[160];
+    enum drv_route route;
+    char pinned[64];
+    int prompt_est, gen_est; /* tokens, for the predicted finish time */
+    atomic_bool *cancel;     /* the client's */
+    drv_gen_sink sink;
+    void *ud;
+    drv_embed_cb ecb;
+    bool tried[DRV_FLEET_MAX_NODES + 1];
+    int node; /* of the current attempt, -1 before */
+    char node_model[256];
+    uint64_t t0, t_first;
+    bool started; /* text reached the client: no failover from here */
+    bool answer_text, thinking_text;
+    int last_status;
+    char last_error[256];
+    struct job *next;
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static bool is_cancelled(const struct job *j)
+{
+    return j->cancel && atomic_load(j->cancel);
+}
+
+static void job_free(struct job *j)
+{
+    if (j) {
+        free(j->body);
+        free(j);
+    }
+}
+
+static const char *node_name(const struct drv_fleet *f, int i)
+{
+    return i >= 0 ? f->nodes[i].cfg.name : NULL;
+}
+
+/* Does name (a key) belong to the model the job asks for? */
+static bool same_model(const struct drv_fleet *f, const char *want, const struct fmodel *m,
+                       const struct drv_model_desc *meta)
+{
+    if (strcmp(want, m->key) == 0)
+        return true;
+    for (int a = 0; a < f->p.n_aliases; a++) {
+        const char *x = f->p.aliases[a][0], *y = f->p.aliases[a][1];
+        if ((strcmp(want, x) == 0 && strcmp(m->key, y) == 0) ||
+            (strcmp(want, y) == 0 && strcmp(m->key, x) == 0))
+            return true;
+    }
+    /* the same GGUF under another name: architecture, size and quantization agree */
+    return meta && meta->family[0] && meta->parameter_size[0] && meta->quantization[0] &&
+           strcmp(meta->family, m->d.family) == 0 &&
+           strcmp(meta->parameter_size, m->d.parameter_size) == 0 &&
+           strcasecmp(meta->quantization, m->d.quantization) == 0;
+}
+
+/* Under mu: the metadata of the wanted model as some node lists it by name. */
+static const struct drv_model_desc *model_meta(const struct drv_fleet *f, const char *key)
+{
+    for (int i = 0; i < f->n; i++)
+        for (int m = 0; m < f->nodes[i].n_models; m++)
+            if (strcmp(f->nodes[i].models[m].key, key) == 0)
+                return &f->nodes[i].models[m].d;
+    return NULL;
+}
+
+/* Under mu: the node's model that serves key, or NULL. */
+static const struct fmodel *node_model(const struct drv_fleet *f, int i, const char *key,
+                                       const struct drv_model_desc *meta)
+{
+    const struct fnode *nd = &f->nodes[i];
+    for (int m = 0; m < nd->n_models; m++) /* exact names first */
+        if (strcmp(nd->models[m].key, key) == 0)
+            return &nd->models[m];
+    for (int m = 0; m < nd->n_models; m++)
+        if (same_model(f, key, &nd->models[m], meta))
+            return &nd->models[m];
+    return NULL;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+/* Predicted milliseconds until the job would finish on node i (fastest). */
+static double predict_ms(struct drv_fleet *f, const struct job *j, int i, const struct fmodel *m)
+{
+    const struct fnode *nd = &f->nodes[i];
+    const struct fstat *mine = NULL;
+    double best = 0; /* the best measured service time anywhere */
+    for (int s = 0; s < f->n_stats; s++) {
+        const struct fstat *st = &f->stats[s];
+        if (st->tg_tps <= 0 || (strcmp(st->key, m->key) != 0 && strcmp(st->key, j->key) != 0))
+            continue;
+        double pp = st->pp_tps > 0 ? st->pp_tps : st->tg_tps * 10;
+        double service = (j->prompt_est / pp + j->gen_est / st->tg_tps) * 1000.0;
+        if (st->node == i)
+            mine = st;
+        if (best <= 0 || service < best)
+            best = service;
+    }
+    if (mine == NULL) {
+        /* not measured here yet: assumed as fast as the best node, and slightly
+         * preferred, so that every node gets measured once; from then on its
+         * measurement decides */
+        if (best <= 0)
+            return nd->in_flight * 1000.0;
+        return best * (1 + nd->in_flight) - 0.001;
+    }
+    double pp = mine->pp_tps > 0 ? mine->pp_tps : mine->tg_tps * 10;
+    double service = (j->prompt_est / pp + j->gen_est / mine->tg_tps) * 1000.0;
+    /* a cold load: as measured there, else about a fixed cost plus reading the
+     * file at 1 GB/s */
+    double load = m->loaded           ? 0
+                  : mine->load_ms > 0 ? mine->load_ms
+                                      : DEFAULT_LOAD_MS + (double)m->d.size / 1e6;
+    /* requests in flight share the node: each one ahead costs about a service time */
+    return service * (1 + nd->in_flight) + load;
+}
+
+/* Under mu: picks the node for the job, or -1. *alive: some node that is up has
+ * the model (busy, or tried already). Reserves a slot (in_flight++) on success. */
+static int choose(struct drv_fleet *f, struct job *j, bool *alive, bool *exists)
+{
+    *alive = *exists = false;
+    const struct drv_model_desc *meta = model_meta(f, j->key);
+    int best = -1;
+    double best_score = 0;
+    unsigned start = f->rr++;
+    for (int k = 0; k < f->n; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)f->n);
+        struct fnode *nd = &f->nodes[i];
+        if (j->route == DRV_ROUTE_PINNED && strcmp(nd->cfg.name, j->pinned) != 0)
+            continue;
+        const struct fmodel *m = node_model(f, i, j->key, meta);
+        if (m == NULL)
+            continue;
+        *exists = true;
+        if (!nd->up || j->tried[i])
+            continue;
+        *alive = true;
+        if (nd->in_flight >= nd->cfg.max_concurrent)
+            continue;
+        double score;
+        switch (j->route) {
+        case DRV_ROUTE_FASTEST:
+            score = predict_ms(f, j, i, m);
+            break;
+        case DRV_ROUTE_LEAST_BUSY:
+            score = nd->in_flight;
+            break;
+        case DRV_ROUTE_PRIORITY:
+            score = nd->cfg.priority * 1e6 + i; /* config order breaks ties */
+            break;
+        default: /* round-robin, pinned: the first in turn */
+            score = k;
+            break;
+        }
+        if (best < 0 || score < best_score) {
+            best = i;
+            best_score = score;
+            drv_strlcpy(j->node_model, m->d.name, sizeof(j->node_model));
+        }
+    }
+    if (best >= 0) {
+        f->nodes[best].in_flight++;
+        j->node = best;
+        j->tried[best] = true;
+    }
+    return best;
+}
+
+static void enqueue(struct drv_fleet *f, struct job *j, bool front)
+{
+    j->next = NULL;
+    if (front) {
+        j->next = f->qhead;
+        f->qhead = j;
+        if (f->qtail == NULL)
+            f->qtail = j;
+    } else {
+        if (f->qtail)
+            f->qtail->next = j;
+        else
+            f->qhead = j;
+        f->qtail = j;
+    }
+    f->qlen++;
+    pthread_cond_signal(&f->wake);
+}
+
+/* ---- ending a job --------------------------------------------------------------- */
+
+static void hist_add(uint64_t *b, uint64_t *n, double *sum, double secs)
+{
+    int k = 0;
+    while (k < N_BUCKETS && secs > drv_fleet_buckets[k])
+        k++;
+    b[k]++;
+    (*n)++;
+    *sum += secs;
+}
+
+/* Under mu: counts the end of a request that ran on node (>= 0). */
+static void account(struct drv_fleet *f, struct job *j, const struct drv_gen_event *ev)
+{
+    struct fnode *nd = &f->nodes[j->node];
+    struct fstat *s = drv_fleet_stat(f, j->node, j->key);
+    if (s == NULL)
+        return;
+    s->requests++;
+    double now_s = (double)(drv_now_ns() - j->t0) / 1e9;
+    hist_add(s->lat_b, &s->lat_n, &s->lat_sum, now_s);
+    if (j->t_first)
+        hist_add(s->ttft_b, &s->ttft_n, &s->ttft_sum, (double)(j->t_first - j->t0) / 1e9);
+    if (ev->kind == DRV_EV_ERROR) {
+        s->errors++;
+        return;
+    }
+    nd->fails = 0;
+    const struct drv_gen_stats *st = &ev->stats;
+    s->prompt_tokens += st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0;
+    s->gen_tokens += st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0;
+    if (st->warning)
+        s->exhausted++;
+    /* live rates: an exponentially weighted mean over requests */
+    const double a = 0.3;
+    if (st->eval_tokens >= 2 && st->eval_ns > 0) {
+        double tg = st->eval_tokens * 1e9 / (double)st->eval_ns;
+        s->tg_tps = s->samples ? s->tg_tps + a * (tg - s->tg_tps) : tg;
+        s->samples++;
+    }
+    if (st->prompt_tokens >= 8 && st->prompt_ns > 0) {
+        double pp = st->prompt_tokens * 1e9 / (double)st->prompt_ns;
+        s->pp_tps = s->pp_tps > 0 ? s->pp_tps + a * (pp - s->pp_tps) : pp;
+    }
+    if (st->load_ns > 100000000ull) {
+        double l = (double)st->load_ns / 1e6;
+        s->load_ms = s->load_ms > 0 ? s->load_ms + a * (l - s->load_ms) : l;
+    }
+}
+
+/* Delivers the terminal event to the client and frees the job. node_done: the
+ * job held a slot on j->node. */
+static void job_end(struct job *j, struct drv_gen_event *ev, bool node_done)
+{
+    struct drv_fleet *f = j->f;
+    pthread_mutex_lock(&f->mu);
+    if (node_done && j->node >= 0) {
+        account(f, j, ev);
+        f->nodes[j->node].in_flight--;
+        pthread_cond_signal(&f->wake);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (j->embed) {
+        struct drv_embed_result r = {.model = j->model,
+                                     .status = ev->status ? ev->status : 499,
+                                     .message = ev->message ? ev->message : "cancelled"};
+        j->ecb(j->ud, &r);
+    } else {
+        j->sink(j->ud, ev);
+    }
+    job_free(j);
+}
+
+static void job_fail(struct job *j, int status, const char *msg, bool node_done)
+{
+    struct drv_gen_event ev = {.kind = DRV_EV_ERROR,
+                               .status = status,
+                               .message = msg,
+                               .model = j->model,
+                               .node = node_name(j->f, node_done ? j->node : -1)};
+    job_end(j, &ev, node_done);
+}
+
+static void job_cancelled(struct job *j, bool node_done)
+{
+    struct drv_gen_event ev = {.kind = DRV_EV_DONE, .model = j->model};
+    ev.stats.done_reason = "cancel";
+    ev.stats.total_ns = drv_now_ns() - j->t0;
+    job_end(j, &ev, node_done);
+}
+
+/* The attempt on j->node failed before the first token: count it against the
+ * node and put the job back at the head of the queue for the next candidate. */
+static void job_failover(struct job *j, int status, const char *msg, bool node_fault)
+{
+    struct drv_fleet *f = j->f;
+    pthread_mutex_lock(&f->mu);
+    struct fnode *nd = &f->nodes[j->node];
+    nd->in_flight--;
+    struct fstat *s = drv_fleet_stat(f, j->node, j->key);
+    if (s) {
+        s->failovers++;
+        s->errors++;
+    }
+    if (node_fault && ++nd->fails >= MAX_FAILS && nd->up) {
+        nd->up = false;
+        drv_strlcpy(nd->error, msg, sizeof(nd->error));
+        drv_log(DRV_LOG_WARN, "fleet: node %s is down after %d failures: %s", nd->cfg.name,
+                nd->fails, msg);
+    }
+    drv_log(DRV_LOG_INFO, "fleet: %s on node %s failed before its first token (%s); trying "
+                          "the next node",
+            j->model, nd->cfg.name, msg);
+    j->last_status = status;
+    drv_strlcpy(j->last_error, msg, sizeof(j->last_error));
+    j->node = -1;
+    enqueue(f, j, true);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Failover for errors that another node may not have: the node's fault or a
+ * missing model; the client's own mistakes (400, 413) are passed on. */
+static bool retryable(int status)
+{
+    return status == 404 || status == 401 || status == 403 || status == 408 || status == 429 ||
+           status >= 500 || status == 0;
+}
+
+/* ---- the events of an attempt -------------------------------------------------- */
+
+struct attempt {
+    struct job *job;
+    bool remote;
+    bool over;       /* the job ended or moved on: the transfer must stop */
+    bool parse_fail; /* the node's answer could not be decoded */
+    struct drv_api_upstream_parser parser;
+    char error[256];
+};
+
+static bool blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static int job_sink(void *ud, const struct drv_gen_event *ev0)
+{
+    struct attempt *a = ud;
+    struct job *j = a->job;
+    if (a->over)
+        return 1;
+    struct drv_gen_event ev = *ev0;
+    ev.node = node_name(j->f, j->node);
+    ev.model = j->model;
+    switch (ev.kind) {
+    case DRV_EV_TOKEN:
+    case DRV_EV_THINKING:
+        if (ev.len && !j->t_first)
+            j->t_first = drv_now_ns();
+        j->started = j->started || ev.len > 0;
+        if (ev.kind == DRV_EV_TOKEN)
+            j->answer_text = j->answer_text || !blank(ev.text, ev.len);
+        else
+            j->thinking_text = j->thinking_text || ev.len > 0;
+        return j->sink(j->ud, &ev) || is_cancelled(j);
+    case DRV_EV_ERROR:
+        if (!j->started && retryable(ev.status) && !is_cancelled(j)) {
+            a->over = true;
+            bool remote = a->remote;
+            job_failover(j, ev.status, ev.message ? ev.message : "error", ev.status != 404);
+            if (!remote)
+                free(a);
+            return 1;
+        }
+        break;
+    case DRV_EV_DONE:
+        if (ev.stats.total_ns == 0)
+            ev.stats.total_ns = drv_now_ns() - j->t0;
+        if (ev.stats.done_reason && strcmp(ev.stats.done_reason, "length") == 0 &&
+            !j->answer_text && j->thinking_text) {
+            ev.stats.warning = "thinking-exhausted";
+            drv_log(DRV_LOG_WARN,
+                    "fleet: %s on node %s used its whole token budget (%d) on reasoning and "
+                    "answered nothing; send \"think\": false or a larger num_predict",
+                    j->model, ev.node, ev.stats.eval_tokens);
+        }
+        break;
+    }
+    a->over = true;
+    bool remote = a->remote;
+    job_end(j, &ev, true);
+    if (!remote)
+        free(a);
+    return 1;
+}
+
+/* ---- starting an attempt -------------------------------------------------------- */
+
+static void *remote_main(void *arg);
+static void start_local(struct job *j);
+
+/* Starts the job on j->node (chosen and reserved by choose()). */
+static void start(struct job *j)
+{
+    struct drv_fleet *f = j->f;
+    if (f->nodes[j->node].kind == DRV_NODE_LOCAL) {
+        start_local(j);
+        return;
+    }
+    struct attempt *a = calloc(1, sizeof(*a));
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256u << 10);
+    pthread_mutex_lock(&f->mu);
+    f->threads++;
+    pthread_mutex_unlock(&f->mu);
+    if (a) {
+        a->job = j;
+        a->remote = true;
+    }
+    if (a == NULL || pthread_create(&t, &attr, remote_main, a) != 0) {
+        free(a);
+        pthread_mutex_lock(&f->mu);
+        if (--f->threads == 0)
+            pthread_cond_broadcast(&f->idle);
+        pthread_mutex_unlock(&f->mu);
+        job_failover(j, 500, "cannot start a request thread", false);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static int decode_canonical(const struct job *j, struct drv_api_req *ar, struct drv_err *err)
+{
+    return j->kind == DRV_GEN_CHAT ? drv_api_ollama_decode_chat(j->body, j->body_len, ar, err)
+                                   : drv_api_ollama_decode_generate(j->body, j->body_len, ar, err);
+}
+
+static void embed_local_cb(void *ud, const struct drv_embed_result *r);
+
+static void start_local(struct job *j)
+{
+    struct drv_fleet *f = j->f;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc;
+    if (j->embed) {
+        struct drv_api_embed_req er;
+        rc = drv_api_ollama_decode_embed(j->body, j->body_len, &er, &err);
+        if (rc == 0) {
+            struct drv_embed_request r = {.model = j->node_model,
+                                          .inputs = er.inputs,
+                                          .n_inputs = er.n_inputs,
+                                          .truncate = er.truncate,
+                                          .keep_alive_ms = er.keep_alive_ms};
+            rc = f->local->ops->embed(f->local, &r, embed_local_cb, j, &err);
+        }
+        drv_api_embed_req_release(&er);
+    } else {
+        struct attempt *a = calloc(1, sizeof(*a));
+        struct drv_api_req ar;
+        rc = a ? decode_canonical(j, &ar, &err) : drv_err_set(&err, DRV_ENOMEM, "out of memory");
+        if (rc == 0) {
+            a->job = j;
+            ar.gen.model = j->node_model;
+            ar.gen.cancel = j->cancel;
+            rc = f->local->ops->generate(f->local, &ar.gen, job_sink, a, &err);
+        }
+        if (a)
+            drv_api_req_release(&ar);
+        if (rc)
+            free(a);
+    }
+    if (rc) /* no event was sent */
+        job_failover(j, rc == DRV_ENOENT ? 404 : rc == DRV_EINVAL ? 400 : 503, err.msg,
+                     rc != DRV_ENOENT && rc != DRV_EINVAL && rc != DRV_ETOOBIG);
+}
+
+/* ---- remote attempts ------------------------------------------------------------- */
+
+static int on_chunk(void *ud, const char *data, size_t len)
+{
+    struct attempt *a = ud;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = drv_api_upstream_feed(&a->parser, data, len, job_sink, a, &err);
+    if (rc < 0) {
+        a->parse_fail = true;
+        drv_strlcpy(a->error, err.msg, sizeof(a->error));
+    }
+    return rc != 0 || a->over;
+}
+
+static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
+                        struct drv_buf *body, struct drv_err *err);
+
+static void *remote_main(void *arg)
+{
+    struct attempt *a = arg;
+    struct job *j = a->job;
+    struct drv_fleet *f = j->f;
+    struct fnode nd;
+    pthread_mutex_lock(&f->mu);
+    nd = f->nodes[j->node]; /* the fields used here do not change */
+    pthread_mutex_unlock(&f->mu);
+
+    struct drv_buf body;
+    drv_buf_init(&body, 64u << 20);
+    struct drv_err err;
+    drv_err_init(&err);
+    char url[512];
+    struct drv_http_request rq = {.url = url,
+                                  .connect_timeout_ms = f->p.health_timeout_ms,
+                                  .cancel = j->cancel,
+                                  .bearer = nd.cfg.api_key};
+    if (j->embed) {
+        int rc = remote_embed(a, &nd, &rq, &body, &err);
+        (void)rc;
+        goto out;
+    }
+    bool openai = nd.kind == DRV_NODE_OPENAI, chat = j->kind == DRV_GEN_CHAT;
+    enum drv_api_wire wire = openai ? (chat ? DRV_WIRE_OPENAI_CHAT : DRV_WIRE_OPENAI_COMPLETION)
+                                    : (chat ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE);
+    snprintf(url, sizeof(url), "%s%s", nd.cfg.url,
+             openai ? (chat ? "/v1/chat/completions" : "/v1/completions")
+                    : (chat ? "/api/chat" : "/api/generate"));
+    struct drv_api_req ar;
+    int rc = decode_canonical(j, &ar, &err);
+    if (rc == 0)
+        rc = drv_api_upstream_body(&ar.gen, wire, true, j->node_model, &body);
+    drv_api_req_release(&ar);
+    if (rc) {
+        job_failover(j, 400, err.msg[0] ? err.msg : "cannot translate the request for this node",
+                     false);
+        goto out;
+    }
+    if (drv_api_upstream_parser_init(&a->parser, wire, true, j->model) != 0) {
+        job_failover(j, 500, "out of memory", false);
+        goto out;
+    }
+    rq.body = body.data;
+    rq.body_len = body.len;
+    rq.on_chunk = on_chunk;
+    rq.ud = a;
+    struct drv_http_response resp;
+    drv_http_response_init(&resp);
+    rq.stall_timeout_ms = f->p.stall_timeout_ms;
+    rc = drv_http_fetch(&rq, &resp, &err);
+    if (!a->over && rc == 0 && resp.status >= 200 && resp.status < 300 && !a->parse_fail)
+        drv_api_upstream_finish(&a->parser, job_sink, a, &err); /* may end the job */
+    if (!a->over) {
+        char msg[1200];
+        int status = 502;
+        bool node_fault = true;
+        if (is_cancelled(j)) {
+            a->over = true;
+            job_cancelled(j, true);
+        } else if (a->parse_fail) {
+            snprintf(msg, sizeof(msg), "node %s sent an answer drover cannot read: %s",
+                     nd.cfg.name, a->error);
+        } else if (rc != 0) {
+            snprintf(msg, sizeof(msg), "node %s failed: %s", nd.cfg.name, err.msg);
+            if (resp.status == 0 && !j->started) {
+                /* nothing answered at all (refused, unreachable): down until a
+                 * health check sees it again, not after MAX_FAILS more tries */
+                pthread_mutex_lock(&f->mu);
+                f->nodes[j->node].fails = MAX_FAILS - 1;
+                pthread_mutex_unlock(&f->mu);
+            }
+        } else {
+            char m[256];
+            json_error_t je;
+            json_t *e = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
+            json_t *ej = json_object_get(e, "error");
+            const char *em = json_is_string(ej) ? json_string_value(ej)
+                                                : json_string_value(json_object_get(ej, "message"));
+            snprintf(m, sizeof(m), "%s", em ? em : "no message");
+            json_decref(e);
+            status = (int)resp.status;
+            node_fault = status >= 500 && status != 503;
+            snprintf(msg, sizeof(msg), "node %s answered %d: %s", nd.cfg.name, status, m);
+        }
+        if (!a->over) {
+            if (!j->started && retryable(status)) {
+                a->over = true;
+                job_failover(j, status, msg, node_fault && status != 404);
+            } else if (!j->started) {
+                a->over = true;
+                job_fail(j, status, msg, true); /* the client's mistake: passed on */
+            } else {
+                /* mid-stream: the client gets an error event, never a silent end */
+                drv_log(DRV_LOG_WARN, "fleet: %s", msg);
+                pthread_mutex_lock(&f->mu);
+                f->nodes[j->node].fails++;
+                pthread_mutex_unlock(&f->mu);
+                drv_api_upstream_parser_fail(&a->parser, 502, msg, job_sink, a);
+            }
+        }
+    }
+    drv_http_response_release(&resp);
+    drv_api_upstream_parser_release(&a->parser);
+out:
+    drv_buf_release(&body);
+    free(a);
+    pthread_mutex_lock(&f->mu);
+    if (--f->threads == 0)
+        pthread_cond_broadcast(&f->idle);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* ---- embeddings ------------------------------------------------------------------ */
+
+static void embed_done(struct job *j, const struct drv_embed_result *r)
+{
+    struct drv_fleet *f = j->f;
+    pthread_mutex_lock(&f->mu);
+    struct fstat *s = drv_fleet_stat(f, j->node, j->key);
+    if (s) {
+        s->requests++;
+        s->errors += r->status != 200;
+        s->prompt_tokens += r->prompt_tokens > 0 ? (uint64_t)r->prompt_tokens : 0;
+        double secs = (double)(drv_now_ns() - j->t0) / 1e9;
+        hist_add(s->lat_b, &s->lat_n, &s->lat_sum, secs);
+    }
+    f->nodes[j->node].in_flight--;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
+    j->ecb(j->ud, r);
+    job_free(j);
+}
+
+static void embed_local_cb(void *ud, const struct drv_embed_result *r)
+{
+    struct job *j = ud;
+    if (r->status != 200 && retryable(r->status) && !is_cancelled(j)) {
+        job_failover(j, r->status, r->message ? r->message : "error", r->status != 404);
+        return;
+    }
+    struct drv_embed_result copy = *r;
+    copy.model = j->model;
+    embed_done(j, &copy);
+}
+
+static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
+                        struct drv_buf *body, struct drv_err *err)
+{
+    struct job *j = a->job;
+    bool openai = nd->kind == DRV_NODE_OPENAI;
+    char *url = (char *)rq->url;
+    snprintf(url, 512, "%s%s", nd->cfg.url, openai ? "/v1/embeddings" : "/api/embed");
+    struct drv_api_embed_req er;
+    int rc = drv_api_ollama_decode_embed(j->body, j->body_len, &er, err);
+    if (rc == 0) {
+        struct drv_embed_request r = {.model = j->node_model,
+                                      .inputs = er.inputs,
+                                      .n_inputs = er.n_inputs,
+                                      .truncate = er.truncate,
+                                      .keep_alive_ms = er.keep_alive_ms};
+        rc = drv_api_upstream_embed_body(&r, openai, j->node_model, body);
+    }
+    drv_api_embed_req_release(&er);
+    if (rc) {
+        job_failover(j, 400, "cannot translate the request for this node", false);
+        return rc;
+    }
+    rq->body = body->data;
+    rq->body_len = body->len;
+    rq->max_body_bytes = 1u << 30;
+    struct drv_http_response resp;
+    drv_http_response_init(&resp);
+    resp.body.cap = 1u << 30;
+    rc = drv_http_fetch(rq, &resp, err);
+    float *rows = NULL;
+    size_t n = 0, dim = 0;
+    int32_t ptok = 0;
+    char msg[1200];
+    if (rc == 0 && resp.status == 200 &&
+        drv_api_upstream_embed_parse(resp.body.data ? resp.body.data : "", resp.body.len, openai,
+                                     &rows, &n, &dim, &ptok, err) == 0) {
+        struct drv_embed_result r = {.model = j->model,
+                                     .status = 200,
+                                     .data = rows,
+                                     .n = n,
+                                     .dim = dim,
+                                     .prompt_tokens = ptok,
+                                     .total_ns = drv_now_ns() - j->t0};
+        embed_done(j, &r);
+        free(rows);
+    } else if (is_cancelled(j)) {
+        struct drv_embed_result r = {.model = j->model, .status = 499, .message = "cancelled"};
+        embed_done(j, &r);
+    } else {
+        int status = rc == 0 && resp.status != 200 ? (int)resp.status : 502;
+        snprintf(msg, sizeof(msg), "node %s: %s", nd->cfg.name,
+                 rc == 0 && resp.status != 200 ? "embedding failed" : err->msg);
+        if (retryable(status)) {
+            job_failover(j, status, msg, status >= 500 || rc != 0);
+        } else {
+            struct drv_embed_result r = {.model = j->model, .status = status, .message = msg};
+            embed_done(j, &r);
+        }
+    }
+    drv_http_response_release(&resp);
+    return 0;
+}
+
+/* ---- the dispatcher: queued jobs and failovers ------------------------------------ */
+
+static void *dispatch_main(void *arg)
+{
+    struct drv_fleet *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping) {
+        struct job *prev = NULL, *j = f->qhead, *go = NULL;
+        int why = 0; /* 1 cancelled, 2 no node left */
+        bool alive = false, exists = false;
+        while (j) {
+            if (is_cancelled(j))
+                why = 1;
+            else if (choose(f, j, &alive, &exists) >= 0)
+                why = 0;
+            else if (!alive)
+                why = 2;
+            else {
+                prev = j;
+                j = j->next;
+                continue;
+            }
+            /* take j off the queue */
+            if (prev)
+                prev->next = j->next;
+            else
+                f->qhead = j->next;
+            if (f->qtail == j)
+                f->qtail = prev;
+            f->qlen--;
+            go = j;
+            break;
+        }
+        if (go == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L; /* cancelled waiters are noticed within 100 ms */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&f->wake, &f->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (why == 1) {
+            go->node = -1;
+            if (go->embed)
+                job_fail(go, 499, "cancelled", false);
+            else
+                job_cancelled(go, false);
+        } else if (why == 2) {
+            char msg[1200];
+            if (go->last_error[0])
+                snprintf(msg, sizeof(msg), "no node could answer for model \"%s\": %s",
+                         go->model, go->last_error);
+            else
+                snprintf(msg, sizeof(msg), "no node that has model \"%s\" is up", go->model);
+            int status = go->last_status && go->last_status != 404 ? 502 : 503;
+            if (!exists)
+                status = 404;
+            go->node = -1;
+            job_fail(go, status, msg, false);
+        } else {
+            start(go);
+        }
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static void *health_main(void *arg)
+{
+    struct drv_fleet *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ms = f->p.health_interval_ms;
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->health, &f->mu, &ts);
+        if (f->stopping)
+            break;
+        pthread_mutex_unlock(&f->mu);
+        drv_fleet_poll(f);
+        pthread_mutex_lock(&f->mu);
+        pthread_cond_signal(&f->wake); /* a node that came back may take queued work */
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* ---- the backend --------------------------------------------------------------------- */
+
+/* Under mu: the config's default think for a model (by name, name before ':' or
+ * family), -1 when none. */
+static int think_default(const struct drv_fleet *f, const char *key)
+{
+    const struct drv_model_desc *meta = model_meta(f, key);
+    char base[160];
+    drv_strlcpy(base, key, sizeof(base));
+    char *colon = strchr(base, ':');
+    if (colon)
+        *colon = '\0';
+    for (int i = 0; i < f->p.n_think; i++) {
+        char k[160];
+        drv_fleet_model_key(f->p.think[i].name, k, sizeof(k));
+        const char *n = f->p.think[i].name;
+        if (strcmp(k, key) == 0 || strcmp(n, key) == 0 || strcmp(n, base) == 0 ||
+            (meta && strcmp(n, meta->family) == 0))
+            return f->p.think[i].think;
+    }
+    return -1;
+}
+
+static struct job *job_new(struct drv_fleet *f, const char *model, const char *route,
+                           atomic_bool *cancel, struct drv_err *err)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        drv_err_set(err, DRV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    j->f = f;
+    j->node = -1;
+    j->t0 = drv_now_ns();
+    j->cancel = cancel;
+    drv_strlcpy(j->model, model, sizeof(j->model));
+    drv_fleet_model_key(model, j->key, sizeof(j->key));
+    j->route = f->p.route;
+    drv_strlcpy(j->pinned, f->p.pinned, sizeof(j->pinned));
+    if (route && route[0] && !drv_route_parse(route, &j->route, j->pinned, sizeof(j->pinned))) {
+        drv_err_set(err, DRV_EINVAL,
+                    "X-Drover-Route: \"%s\" is not fastest, least-busy, round-robin, priority "
+                    "or pinned=NODE",
+                    route);
+        free(j);
+        return NULL;
+    }
+    if (j->route == DRV_ROUTE_PINNED) {
+        bool found = false;
+        for (int i = 0; i < f->n; i++)
+            found = found || strcmp(f->nodes[i].cfg.name, j->pinned) == 0;
+        if (!found) {
+            drv_err_set(err, DRV_EINVAL, "X-Drover-Route: no node named \"%s\"", j->pinned);
+            free(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+/* Places a new job: on a node now, in the queue, or refuses. */
+static int submit(struct drv_fleet *f, struct job *j, struct drv_err *err)
+{
+    bool alive, exists;
+    pthread_mutex_lock(&f->mu);
+    int node = choose(f, j, &alive, &exists);
+    if (node < 0) {
+        int rc = 0;
+        if (!exists)
+            rc = drv_err_set(err, DRV_ENOENT, "model \"%s\" not found on any node%s%s", j->model,
+                             j->route == DRV_ROUTE_PINNED ? " named " : "",
+                             j->route == DRV_ROUTE_PINNED ? j->pinned : "");
+        else if (!alive)
+            rc = drv_err_set(err, DRV_ETOOBIG, "no node that has model \"%s\" is up", j->model);
+        else if (f->qlen >= f->p.max_queue) {
+            f->rejected++;
+            rc = drv_err_set(err, DRV_ETOOBIG,
+                             "every node with model \"%s\" is busy and %d requests are waiting",
+                             j->model, f->qlen);
+        }
+        if (rc == 0)
+            enqueue(f, j, false);
+        pthread_mutex_unlock(&f->mu);
+        if (rc)
+            job_free(j);
+        return rc;
+    }
+    pthread_mutex_unlock(&f->mu);
+    start(j);
+    return 0;
+}
+
+static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *req,
+                          drv_gen_sink sink, void *sink_ud, struct drv_err *err)
+{
+    struct drv_fleet *f = b->impl;
+    if (req->model == NULL || req->model[0] == '\0')
+        return drv_err_set(err, DRV_EINVAL, "model is required");
+    struct job *j = job_new(f, req->model, req->route, req->cancel, err);
+    if (j == NULL)
+        return err->code;
+    j->kind = req->kind;
+    j->sink = sink;
+    j->ud = sink_ud;
+    struct drv_gen_request r = *req;
+    if (r.think < 0) {
+        pthread_mutex_lock(&f->mu);
+        r.think = think_default(f, j->key);
+        pthread_mutex_unlock(&f->mu);
+    }
+    /* the canonical form: what an Ollama node would be sent */
+    struct drv_buf body;
+    drv_buf_init(&body, 64u << 20);
+    int rc = drv_api_upstream_body(
+        &r, r.kind == DRV_GEN_CHAT ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE, true, NULL,
+        &body);
+    if (rc) {
+        drv_buf_release(&body);
+        job_free(j);
+        return drv_err_set(err, rc == DRV_ETOOBIG ? DRV_ETOOBIG : DRV_EINVAL,
+                           "cannot forward this request");
+    }
+    j->body_len = body.len;
+    j->body = drv_buf_steal(&body);
+    size_t chars = r.kind == DRV_GEN_CHAT ? 0 : strlen(r.prompt ? r.prompt : "");
+    for (size_t i = 0; i < r.n_messages; i++)
+        chars += strlen(r.messages[i].content);
+    j->prompt_est = (int)(chars / 4) + 8;
+    j->gen_est = r.num_predict > 0 && r.num_predict < 512 ? r.num_predict : 256;
+    return submit(f, j, err);
+}
+
+static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *req,
+                       drv_embed_cb cb, void *cb_ud, struct drv_err *err)
+{
+    struct drv_fleet *f = b->impl;
+    if (req->model == NULL || req->model[0] == '\0')
+        return drv_err_set(err, DRV_EINVAL, "model is required");
+    struct job *j = job_new(f, req->model, NULL, NULL, err);
+    if (j == NULL)
+        return err->code;
+    j->embed = true;
+    j->ecb = cb;
+    j->ud = cb_ud;
+    json_t *in = json_array();
+    for (size_t i = 0; in && i < req->n_inputs; i++)
+        if (json_array_append_new(in, json_string(req->inputs[i])))
+            json_decref(in), in = NULL;
+    json_t *o = in ? json_pack("{s:s,s:o,s:b}", "model", req->model, "input", in, "truncate",
+                               req->truncate)
+                   : NULL;
+    if (o && req->keep_alive_ms != INT64_MIN)
+        json_object_set_new(o, "keep_alive",
+                            json_integer(req->keep_alive_ms < 0 ? -1 : req->keep_alive_ms / 1000));
+    j->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (j->body == NULL) {
+        job_free(j);
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    }
+    j->body_len = strlen(j->body);
+    return submit(f, j, err);
+}
+
+/* The union of the nodes' lists: one entry per name (running: per node). */
+static int fleet_list(struct drv_backend *b, struct drv_model_desc *out, int cap, bool running)
+{
+    struct drv_fleet *f = b->impl;
+    int n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < f->n; i++) {
+        const struct fnode *nd = &f->nodes[i];
+        if (!nd->up)
+            continue;
+        if (running) {
+            for (int m = 0; m < nd->n_running; m++, n++) {
+                if (n < cap) {
+                    out[n] = nd->running[m];
+                    drv_strlcpy(out[n].node, nd->cfg.name, sizeof(out[n].node));
+                }
+            }
+            continue;
+        }
+        for (int m = 0; m < nd->n_models; m++) {
+            const struct fmodel *fm = &nd->models[m];
+            bool dup = false;
+            for (int k = 0; k < i && !dup; k++)
+                for (int q = 0; f->nodes[k].up && q < f->nodes[k].n_models && !dup; q++)
+                    dup = strcmp(f->nodes[k].models[q].key, fm->key) == 0;
+            if (dup)
+                continue;
+            if (n < cap) {
+                out[n] = fm->d;
+                if (!strchr(out[n].name, ':') || strchr(out[n].name, '/')) {
+                    /* a file name or path on an OpenAI node: listed by its key */
+                    drv_strlcpy(out[n].name, fm->key, sizeof(out[n].name));
+                    drv_strlcpy(out[n].model, fm->key, sizeof(out[n].model));
+                }
+                drv_strlcpy(out[n].node, nd->cfg.name, sizeof(out[n].node));
+            }
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static int fleet_list_models(struct drv_backend *b, struct drv_model_desc *out, int cap)
+{
+    return fleet_list(b, out, cap, false);
+}
+
+static int fleet_list_running(struct drv_backend *b, struct drv_model_desc *out, int cap)
+{
+    return fleet_list(b, out, cap, true);
+}
+
+static const struct drv_backend_ops fleet_ops = {
+    .generate = fleet_generate,
+    .embed = fleet_embed,
+    .list_models = fleet_list_models,
+    .list_running = fleet_list_running,
+};
+
+struct drv_backend *drv_fleet_backend(struct drv_fleet *f)
+{
+    return &f->backend;
+}
+
+void drv_fleet_refresh(struct drv_fleet *f)
+{
+    drv_fleet_poll(f);
+}
+
+struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_backend *local,
+                                struct drv_err *err)
+{
+    struct drv_fleet *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        drv_err_set(err, DRV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    f->backend.ops = &fleet_ops;
+    f->backend.impl = f;
+    f->p = *p;
+    /* the owned arrays are shared with the caller's p: copy them */
+    f->p.keys = NULL;
+    f->p.n_keys = 0;
+    f->p.aliases = NULL;
+    f->p.think = NULL;
+    if (p->n_aliases) {
+        f->p.aliases = malloc((size_t)p->n_aliases * sizeof(*p->aliases));
+        if (f->p.aliases)
+            memcpy(f->p.aliases, p->aliases, (size_t)p->n_aliases * sizeof(*p->aliases));
+    }
+    if (p->n_think) {
+        f->p.think = malloc((size_t)p->n_think * sizeof(*p->think));
+        if (f->p.think)
+            memcpy(f->p.think, p->think, (size_t)p->n_think * sizeof(*p->think));
+    }
+    if ((p->n_aliases && f->p.aliases == NULL) || (p->n_think && f->p.think == NULL)) {
+        drv_fleet_params_release(&f->p);
+        free(f);
+        drv_err_set(err, DRV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    f->local = local;
+    if (local && p->local) {
+        struct fnode *nd = &f->nodes[f->n++];
+        drv_strlcpy(nd->cfg.name, "local", sizeof(nd->cfg.name));
+        drv_strlcpy(nd->cfg.url, "(this process)", sizeof(nd->cfg.url));
+        nd->cfg.kind = nd->kind = DRV_NODE_LOCAL;
+        nd->cfg.max_concurrent = p->local_max_concurrent;
+        nd->cfg.priority = 0;
+    }
+    for (int i = 0; i < p->n_nodes; i++) {
+        struct fnode *nd = &f->nodes[f->n++];
+        nd->cfg = p->nodes[i];
+        nd->kind = nd->cfg.kind;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->wake, NULL);
+    pthread_cond_init(&f->health, NULL);
+    pthread_cond_init(&f->idle, NULL);
+    drv_fleet_poll(f);
+    drv_fleet_seed_rates(f);
+    if (pthread_create(&f->dispatch_thr, NULL, dispatch_main, f) == 0)
+        f->dispatch_started = true;
+    if (pthread_create(&f->health_thr, NULL, health_main, f) == 0)
+        f->health_started = true;
+    if (!f->dispatch_started || !f->health_started) {
+        drv_fleet_free(f);
+        drv_err_set(err, DRV_ENOMEM, "cannot start the fleet's threads");
+        return NULL;
+    }
+    return f;
+}
+
+void drv_fleet_free(struct drv_fleet *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stopping = true;
+    pthread_cond_broadcast(&f->wake);
+    pthread_cond_broadcast(&f->health);
+    pthread_mutex_unlock(&f->mu);
+    if (f->dispatch_started)
+        pthread_join(f->dispatch_thr, NULL);
+    if (f->health_started)
+        pthread_join(f->health_thr, NULL);
+    /* queued jobs end; running remote ones end when their clients' cancel flags
+     * (set when the HTTP server stopped) reach the transfers */
+    pthread_mutex_lock(&f->mu);
+    struct job *q = f->qhead;
+    f->qhead = f->qtail = NULL;
+    f->qlen = 0;
+    pthread_mutex_unlock(&f->mu);
+    while (q) {
+        struct job *next = q->next;
+        q->node = -1;
+        if (q->embed)
+            job_fail(q, 503, "the gateway is stopping", false);
+        else
+            job_cancelled(q, false);
+        q = next;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (f->threads > 0)
+        pthread_cond_wait(&f->idle, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < f->n; i++) {
+        free(f->nodes[i].models);
+        free(f->nodes[i].running);
+    }
+    free(f->stats);
+    drv_fleet_params_release(&f->p);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->wake);
+    pthread_cond_destroy(&f->health);
+    pthread_cond_destroy(&f->idle);
+    free(f);
+}
