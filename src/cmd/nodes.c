@@ -94,9 +94,8 @@ int drv_cmd_nodes(int argc, char **argv)
     if (url) {
         char full[600];
         snprintf(full, sizeof(full), "%s/api/drover/nodes", url);
-        struct drv_http_request rq = {.url = full,
-                                      .timeout_ms = 10000,
-                                      .bearer = getenv("DROVER_API_KEY")};
+        struct drv_http_request rq = {
+            .url = full, .timeout_ms = 10000, .bearer = getenv("DROVER_API_KEY")};
         struct drv_http_response resp;
         drv_http_response_init(&resp);
         if (drv_http_fetch(&rq, &resp, &err) != 0) {

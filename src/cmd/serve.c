@@ -374,6 +374,10 @@ int drv_cmd_serve(int argc, char **argv)
         if (strcmp(ce->section, "alias") != 0 || strcmp(ce->key, "model") != 0)
             continue;
         if (drv_engine_add_alias(e, ce->name, ce->value, &err) != 0) {
+            if (gateway) { /* the alias may name a model of another node */
+                drv_log(DRV_LOG_DEBUG, "alias %s: not a local model (%s)", ce->name, err.msg);
+                continue;
+            }
             fprintf(stderr, "drover serve: %s: %s\n", path, err.msg);
             goto out;
         }

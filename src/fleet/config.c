@@ -129,8 +129,7 @@ static int read_keys_file(struct drv_fleet_params *p, const char *path, struct d
 
 static bool parse_bool(const char *v, bool *out)
 {
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
-        !strcmp(v, "1"))
+    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
         *out = true;
     else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
              !strcmp(v, "0"))
@@ -210,8 +209,8 @@ static int node_key(struct drv_fleet_params *p, const struct drv_config_entry *e
         else if (!strcasecmp(v, "auto"))
             n->kind = DRV_NODE_AUTO;
         else
-            return drv_err_set(err, DRV_EINVAL,
-                               "[node %s] kind = %s: use drover, ollama or openai", n->name, v);
+            return drv_err_set(err, DRV_EINVAL, "[node %s] kind = %s: use drover, ollama or openai",
+                               n->name, v);
     } else if (strcmp(k, "api_key_file") == 0) {
         struct drv_err e2;
         drv_err_init(&e2);
@@ -309,8 +308,7 @@ int drv_fleet_params_from_config(const struct drv_config *cfg, struct drv_fleet_
         for (int i = 0; i < p->n_nodes; i++)
             found = found || strcmp(p->nodes[i].name, p->pinned) == 0;
         if (!found)
-            rc = drv_err_set(err, DRV_EINVAL, "[fleet] route = pinned=%s: no such node",
-                             p->pinned);
+            rc = drv_err_set(err, DRV_EINVAL, "[fleet] route = pinned=%s: no such node", p->pinned);
     }
     return rc;
 }

@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define DEFAULT_LOAD_MS 500.0 /* fixed part of a cold load when none was measured */
-#define MAX_FAILS       3      /* consecutive passive failures that take a node down */
+#define MAX_FAILS       3     /* consecutive passive failures that take a node down */
 
 struct attempt;
 
@@ -336,8 +336,9 @@ static void job_failover(struct job *j, int status, const char *msg, bool node_f
         drv_log(DRV_LOG_WARN, "fleet: node %s is down after %d failures: %s", nd->cfg.name,
                 nd->fails, msg);
     }
-    drv_log(DRV_LOG_INFO, "fleet: %s on node %s failed before its first token (%s); trying "
-                          "the next node",
+    drv_log(DRV_LOG_INFO,
+            "fleet: %s on node %s failed before its first token (%s); trying "
+            "the next node",
             j->model, nd->cfg.name, msg);
     j->last_status = status;
     drv_strlcpy(j->last_error, msg, sizeof(j->last_error));
@@ -503,8 +504,11 @@ static void start_local(struct job *j)
             free(a);
     }
     if (rc) /* no event was sent */
-        job_failover(j, rc == DRV_ENOENT ? 404 : rc == DRV_EINVAL ? 400 : 503, err.msg,
-                     rc != DRV_ENOENT && rc != DRV_EINVAL && rc != DRV_ETOOBIG);
+        job_failover(j,
+                     rc == DRV_ENOENT   ? 404
+                     : rc == DRV_EINVAL ? 400
+                                        : 503,
+                     err.msg, rc != DRV_ENOENT && rc != DRV_EINVAL && rc != DRV_ETOOBIG);
 }
 
 /* ---- remote attempts ------------------------------------------------------------- */
@@ -543,7 +547,8 @@ static void *remote_main(void *arg)
     struct drv_http_request rq = {.url = url,
                                   .connect_timeout_ms = f->p.health_timeout_ms,
                                   .cancel = j->cancel,
-                                  .bearer = nd.cfg.api_key};
+                                  .bearer = nd.cfg.api_key,
+                                  .keep_alive = true};
     if (j->embed) {
         int rc = remote_embed(a, &nd, &rq, &body, &err);
         (void)rc;
@@ -587,8 +592,8 @@ static void *remote_main(void *arg)
             a->over = true;
             job_cancelled(j, true);
         } else if (a->parse_fail) {
-            snprintf(msg, sizeof(msg), "node %s sent an answer drover cannot read: %s",
-                     nd.cfg.name, a->error);
+            snprintf(msg, sizeof(msg), "node %s sent an answer drover cannot read: %s", nd.cfg.name,
+                     a->error);
         } else if (rc != 0) {
             snprintf(msg, sizeof(msg), "node %s failed: %s", nd.cfg.name, err.msg);
             if (resp.status == 0 && !j->started) {
@@ -790,8 +795,8 @@ static void *dispatch_main(void *arg)
         } else if (why == 2) {
             char msg[1200];
             if (go->last_error[0])
-                snprintf(msg, sizeof(msg), "no node could answer for model \"%s\": %s",
-                         go->model, go->last_error);
+                snprintf(msg, sizeof(msg), "no node could answer for model \"%s\": %s", go->model,
+                         go->last_error);
             else
                 snprintf(msg, sizeof(msg), "no node that has model \"%s\" is up", go->model);
             int status = go->last_status && go->last_status != 404 ? 502 : 503;
@@ -966,8 +971,8 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
     return submit(f, j, err);
 }
 
-static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *req,
-                       drv_embed_cb cb, void *cb_ud, struct drv_err *err)
+static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *req, drv_embed_cb cb,
+                       void *cb_ud, struct drv_err *err)
 {
     struct drv_fleet *f = b->impl;
     if (req->model == NULL || req->model[0] == '\0')
@@ -982,9 +987,9 @@ static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *re
     for (size_t i = 0; in && i < req->n_inputs; i++)
         if (json_array_append_new(in, json_string(req->inputs[i])))
             json_decref(in), in = NULL;
-    json_t *o = in ? json_pack("{s:s,s:o,s:b}", "model", req->model, "input", in, "truncate",
-                               req->truncate)
-                   : NULL;
+    json_t *o =
+        in ? json_pack("{s:s,s:o,s:b}", "model", req->model, "input", in, "truncate", req->truncate)
+           : NULL;
     if (o && req->keep_alive_ms != INT64_MIN)
         json_object_set_new(o, "keep_alive",
                             json_integer(req->keep_alive_ms < 0 ? -1 : req->keep_alive_ms / 1000));

@@ -135,8 +135,8 @@ static void answer_error(const struct drv_http_response *resp, char *out, size_t
     json_error_t je;
     json_t *j = resp->body.len ? json_loadb(resp->body.data, resp->body.len, 0, &je) : NULL;
     json_t *e = json_object_get(j, "error");
-    const char *m = json_is_string(e) ? json_string_value(e)
-                                      : json_string_value(json_object_get(e, "message"));
+    const char *m =
+        json_is_string(e) ? json_string_value(e) : json_string_value(json_object_get(e, "message"));
     snprintf(out, size, "HTTP %ld%s%s", resp->status, m ? ": " : "", m ? m : "");
     json_decref(j);
 }
@@ -247,16 +247,15 @@ void drv_fleet_poll(struct drv_fleet *f)
                     parse_list(drv_api_parse_ollama_ps, &resp[q].body, &r->running);
             else if (what[q] == Q_VERSION) {
                 json_error_t je;
-                json_t *j = json_loadb(resp[q].body.data ? resp[q].body.data : "",
-                                       resp[q].body.len, 0, &je);
+                json_t *j = json_loadb(resp[q].body.data ? resp[q].body.data : "", resp[q].body.len,
+                                       0, &je);
                 const char *v = json_string_value(json_object_get(j, "version"));
                 drv_strlcpy(r->version, v ? v : "", sizeof(r->version));
                 json_decref(j);
             }
             if (got < 0) {
                 r->ok = false;
-                snprintf(r->error, sizeof(r->error), "%s: not the expected JSON",
-                         q_path[what[q]]);
+                snprintf(r->error, sizeof(r->error), "%s: not the expected JSON", q_path[what[q]]);
             }
         }
         if (r->n_running < 0)
@@ -279,8 +278,8 @@ void drv_fleet_poll(struct drv_fleet *f)
         nd->polled = true;
         if (r->ok) {
             if (!nd->up)
-                drv_log(DRV_LOG_INFO, "fleet: node %s (%s, %s) is up with %d model%s",
-                        nd->cfg.name, drv_node_kind_name(nd->kind), nd->cfg.url, r->n_models,
+                drv_log(DRV_LOG_INFO, "fleet: node %s (%s, %s) is up with %d model%s", nd->cfg.name,
+                        drv_node_kind_name(nd->kind), nd->cfg.url, r->n_models,
                         r->n_models == 1 ? "" : "s");
             nd->up = true;
             nd->fails = 0;
@@ -295,8 +294,8 @@ void drv_fleet_poll(struct drv_fleet *f)
             nd->n_running = r->n_running;
         } else {
             if (nd->up || nd->error[0] == '\0')
-                drv_log(DRV_LOG_WARN, "fleet: node %s (%s) is down: %s", nd->cfg.name,
-                        nd->cfg.url, r->error);
+                drv_log(DRV_LOG_WARN, "fleet: node %s (%s) is down: %s", nd->cfg.name, nd->cfg.url,
+                        r->error);
             nd->up = false;
             nd->fails++;
             drv_strlcpy(nd->error, r->error, sizeof(nd->error));
@@ -438,9 +437,8 @@ int drv_fleet_metrics(void *ud, struct drv_buf *out)
          offsetof(struct fstat, exhausted)},
     };
     pthread_mutex_lock(&f->mu);
-    int rc = drv_buf_appendf(out,
-                             "# HELP drover_fleet_node_up 1 when the node answers its health "
-                             "checks.\n# TYPE drover_fleet_node_up gauge\n");
+    int rc = drv_buf_appendf(out, "# HELP drover_fleet_node_up 1 when the node answers its health "
+                                  "checks.\n# TYPE drover_fleet_node_up gauge\n");
     for (int i = 0; rc == 0 && i < f->n; i++)
         rc = drv_buf_append(out, "drover_fleet_node_up", 20) ||
              labels(out, f->nodes[i].cfg.name, NULL) ||
@@ -477,8 +475,9 @@ int drv_fleet_metrics(void *ud, struct drv_buf *out)
         rc = drv_buf_append(out, "drover_fleet_tg_tokens_per_second", 33) ||
              labels(out, f->nodes[f->stats[i].node].cfg.name, f->stats[i].key) ||
              drv_buf_appendf(out, " %.3f\n", f->stats[i].tg_tps);
-    rc = rc || drv_buf_appendf(out, "# HELP drover_fleet_request_seconds Request latency, accepted "
-                                    "to last byte.\n# TYPE drover_fleet_request_seconds histogram\n");
+    rc = rc ||
+         drv_buf_appendf(out, "# HELP drover_fleet_request_seconds Request latency, accepted "
+                              "to last byte.\n# TYPE drover_fleet_request_seconds histogram\n");
     for (int i = 0; rc == 0 && i < f->n_stats; i++) {
         const struct fstat *s = &f->stats[i];
         rc = histogram(out, "drover_fleet_request_seconds", f->nodes[s->node].cfg.name, s->key,

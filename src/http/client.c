@@ -16,10 +16,40 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
+/* the process-wide pool of open connections (requests with keep_alive) */
+static CURLSH *share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    (void)h;
+    (void)access;
+    (void)ud;
+    pthread_mutex_lock(&share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+    (void)h;
+    (void)ud;
+    pthread_mutex_unlock(&share_mu[data]);
+}
 
 static void curl_init(void)
 {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (curl_init_rc != CURLE_OK)
+        return;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_mu[i], NULL);
+    share = curl_share_init();
+    if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+        curl_share_cleanup(share);
+        share = NULL; /* no pool: every request connects anew */
+    }
 }
 
 /* One transfer: the request, where its response goes, and how it ended. */
@@ -169,6 +199,8 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     /* a streamed response must reach the callback as it arrives */
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (rq->keep_alive && share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
     const char *method = rq->method ? rq->method : rq->body ? "POST" : "GET";
     if (rq->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);

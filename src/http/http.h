@@ -220,6 +220,8 @@ struct drv_http_request {
     const char *bearer;         /* NULL, or an API key sent as "Authorization: Bearer <key>" */
     long stall_timeout_ms;      /* fail (timed out) when no byte arrives for this long;
                                    0 = no limit; whole seconds, at least 1 */
+    bool keep_alive;            /* take and leave the connection in a process-wide pool, so
+                                   that the next request to the same server reuses it */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with

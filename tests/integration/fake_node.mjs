@@ -2,7 +2,7 @@
 // slowly and predictably, so that a test can kill it mid-stream or make it
 // answer with reasoning only. Prints "listening on PORT" when ready.
 //
-//   node fake_node.mjs [--port P] [--interval MS] [--tokens N]
+//   node fake_node.mjs [--port P] [--interval MS] [--tokens N] [--prefix P]
 //
 // Models: "slow:latest" streams N tokens "t0 t1 ..." one every MS ms;
 // "thinker:latest" streams N thinking pieces and ends with done_reason
@@ -16,13 +16,15 @@ const opt = (name, dflt) => {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
 const interval = opt("--interval", 50);
+const pi = args.indexOf("--prefix");
+const prefix = pi >= 0 ? args[pi + 1] : ""; // names its models "<prefix>slow", ...
 const tokens = opt("--tokens", 40);
 let last = "{}";
 
 const details = (q) => ({ format: "gguf", family: "llama", families: ["llama"], parameter_size: "1M", quantization_level: q });
 const models = [
-  { name: "slow:latest", model: "slow:latest", size: 1000, digest: "", modified_at: "2026-01-01T00:00:00Z", details: details("F32") },
-  { name: "thinker:latest", model: "thinker:latest", size: 1000, digest: "", modified_at: "2026-01-01T00:00:00Z", details: details("F16") },
+  { name: prefix + "slow:latest", model: prefix + "slow:latest", size: 1000, digest: "", modified_at: "2026-01-01T00:00:00Z", details: details("F32") },
+  { name: prefix + "thinker:latest", model: prefix + "thinker:latest", size: 1000, digest: "", modified_at: "2026-01-01T00:00:00Z", details: details("F16") },
 ];
 
 const server = http.createServer((req, res) => {
@@ -41,8 +43,9 @@ const server = http.createServer((req, res) => {
     last = body;
     const r = JSON.parse(body);
     const chat = req.url === "/api/chat";
-    const thinker = r.model.startsWith("thinker");
-    if (!r.model.startsWith("slow") && !thinker) return json(404, { error: `model "${r.model}" not found` });
+    const name = r.model.slice(prefix.length);
+    const thinker = r.model.startsWith(prefix) && name.startsWith("thinker");
+    if (!r.model.startsWith(prefix) || (!name.startsWith("slow") && !thinker)) return json(404, { error: `model "${r.model}" not found` });
     res.writeHead(200, { "Content-Type": "application/x-ndjson" });
     const t0 = Date.now();
     let i = 0;

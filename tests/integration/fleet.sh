@@ -62,6 +62,7 @@ GEN='{"model":"stories260K","prompt":"Once upon a time","stream":false,"options"
 
 node_up a 0 && node_up b 0 && node_up c 0 || { fail "nodes did not start"; finish; exit 1; }
 fake_up s --interval 50 --tokens 40 || { fail "fake node did not start"; finish; exit 1; }
+fake_up s2 --interval 1 --tokens 4 --prefix copy- || { fail "fake node 2 did not start"; finish; exit 1; }
 cat >"$T_TMP/fleet.conf" <<EOF
 [fleet]
 route = round-robin
@@ -85,8 +86,12 @@ kind = openai
 [node slow]
 url = http://127.0.0.1:$s_PORT
 kind = ollama
+[node copy]
+url = http://127.0.0.1:$s2_PORT
 [think]
 thinker = false
+[alias tiny]
+model = stories260K
 EOF
 start_serve "$T_TMP/gw.log" --config "$T_TMP/fleet.conf" || { fail "gateway did not start"; finish; exit 1; }
 PIDS+=("$PID")
@@ -99,7 +104,7 @@ jq_check 'j.models.filter(m => m.name === "stories260K:latest").length === 1 && 
 call GET "$G/v1/models"
 jq_check 'j.data.some(m => m.id === "stories260K:latest") && j.data.some(m => m.id === "slow:latest")' "v1/models: the union"
 call GET "$G/api/drover/nodes"
-jq_check 'j.nodes.length === 5 && j.nodes.every(n => n.up) && j.nodes.find(n => n.name === "b").kind === "drover"' "nodes: all up, b detected as drover"
+jq_check 'j.nodes.length === 6 && j.nodes.every(n => n.up) && j.nodes.find(n => n.name === "b").kind === "drover" && j.nodes.find(n => n.name === "copy").kind === "ollama"' "nodes: all up, kinds detected"
 
 # ---- round-robin spreads requests over every node that has the model ----
 declare -A seen=()
@@ -126,6 +131,30 @@ printf '%s\n' "$BODY" | grep -q '^data: \[DONE\]' && printf '%s\n' "$BODY" | gre
 call POST "$G/v1/completions" '{"model":"slow","prompt":"x","max_tokens":3}' "X-Drover-Route: pinned=slow"
 jq_check 'j.choices[0].text.startsWith("t0 t1") && j.usage.completion_tokens === 40' "openai completion via the ollama-kind node"
 
+# ---- embeddings through every node kind, in both APIs ----
+ok=0
+for i in 1 2 3 4; do
+  call POST "$G/api/embed" '{"model":"stories260K","input":["hello","world"]}'
+  [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!(j.embeddings.length===2 && j.embeddings[0].length>0)) process.exit(1)" && ok=$((ok+1))
+  call POST "$G/v1/embeddings" '{"model":"stories260K","input":"hello","encoding_format":"float"}'
+  [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!(j.data[0].embedding.length>0)) process.exit(1)" && ok=$((ok+1))
+done
+[ "$ok" -eq 8 ] && pass || fail "embeddings through the gateway: $ok of 8 ($BODY)"
+
+# ---- the same GGUF under another name (architecture, size, quantization agree) ----
+call POST "$G/api/generate" '{"model":"slow","prompt":"x","stream":false}' "X-Drover-Route: pinned=copy"
+expect_code 200 "metadata match"
+jq_check 'j.model === "slow" && j.response.startsWith("t0")' "answered under the client's name"
+call GET "http://127.0.0.1:$s2_PORT/last"
+jq_check 'j.model === "copy-slow:latest"' "sent under the node's own name"
+
+# ---- an alias names the same model on every node ----
+call POST "$G/api/generate" '{"model":"tiny","prompt":"Once","stream":false,"options":{"num_predict":3}}'
+expect_code 200 "alias from config"
+jq_check 'j.model === "tiny" && j.eval_count === 3' "alias answers under the client's name"
+call GET "$G/api/ps"
+jq_check 'j.models.length >= 3 && j.models.every(m => typeof m.drover_node === "string") && j.models.some(m => m.drover_node === "b")' "ps: loaded models with their node"
+
 # ---- policies per request ----
 call POST "$G/api/generate" "$GEN" "X-Drover-Route: priority"
 [ "$(served_by)" = a ] && pass || fail "priority: served by $(served_by), want a"
@@ -140,7 +169,7 @@ expect_code 404 "unknown model"
 jq_check 'j.error.includes("no-such-model")' "404 names the model"
 
 # ---- think default from config; a thinking budget spent ----
-call POST "$G/api/chat" '{"model":"thinker","messages":[{"role":"user","content":"q"}],"stream":false}'
+call POST "$G/api/chat" '{"model":"thinker","messages":[{"role":"user","content":"q"}],"stream":false}' "X-Drover-Route: pinned=slow"
 expect_code 200 "thinker"
 printf '%s\n' "$HDRS" | grep -qi '^x-drover-warning: thinking-exhausted' && pass || fail "thinking-exhausted header: $HDRS"
 jq_check 'j.done_reason === "length" && j.message.content === "" && j.drover_warning === "thinking-exhausted"' "thinking-exhausted marked"
@@ -158,6 +187,15 @@ expect_rc 0 "drover nodes"
 expect_out '^a +drover' "nodes lists a"
 expect_out '^slow +ollama +0\.12\.0 +up' "nodes shows kind, version, state"
 expect_out 'thinker:latest' "nodes lists the models"
+
+# ---- a client that hangs up mid-stream frees the node's slot ----
+curl -s -m 0.5 "$G/api/generate" -H 'content-type: application/json' -H 'X-Drover-Route: pinned=slow' \
+  -d '{"model":"slow","prompt":"x"}' >/dev/null
+sleep 0.3
+call GET "$G/api/drover/nodes"
+jq_check 'j.nodes.find(n => n.name === "slow").in_flight === 0' "hang-up: the slot is free"
+call GET "$G/metrics"
+printf '%s\n' "$BODY" | grep -q '^drover_fleet_node_in_flight{node="slow"} 0' && pass || fail "metrics: in flight 0 after hang-up"
 
 # ---- a node killed mid-stream: an error event, promptly, no done ----
 ( sleep 0.5; kill -9 "$s_PID" ) &
@@ -208,7 +246,24 @@ call POST "$U/v1/chat/completions" '{"model":"stories260K","messages":[{"role":"
 expect_code 401 "openai route needs the key"
 jq_check 'j.error && j.error.type === "authentication_error"' "401 in the OpenAI error shape"
 call GET "$U/health"; expect_code 200 "health stays open"
-grep -q "s3cret" "$T_TMP/gw2.log" && fail "the key reached the log" || pass
+# a gateway in front of the keyed one sends its key upstream, and logs it nowhere
+K=$U
+cat >"$T_TMP/chain.conf" <<EOF
+[fleet]
+local = no
+[node keyed]
+url = $K
+kind = drover
+api_key_file = $T_TMP/keys
+EOF
+start_serve "$T_TMP/gw3.log" --config "$T_TMP/chain.conf" --host 0.0.0.0 --log-level debug || fail "chained gateway"
+PIDS+=("$PID")
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+grep -q "listens on 127.0.0.1 only" "$T_TMP/gw3.log" && pass || fail "no keys: loopback only, and said: $(cat "$T_TMP/gw3.log")"
+call POST "$U/api/generate" "$GEN"
+expect_code 200 "through a keyed upstream"
+[ "$(served_by)" = keyed ] && pass || fail "chained: served by $(served_by)"
+grep -q "s3cret" "$T_TMP/gw2.log" "$T_TMP/gw3.log" && fail "the key reached a log" || pass
 
 run_drover nodes --url "$G" --json
 expect_rc 0 "drover nodes --url"

@@ -19,10 +19,10 @@ struct fake {
     struct drv_backend b;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    bool hold;        /* requests wait until released */
-    int fail_status;  /* != 0: answer with this error before any token */
-    int started;      /* generate() calls accepted */
-    int last_think;   /* what the last request asked */
+    bool hold;       /* requests wait until released */
+    int fail_status; /* != 0: answer with this error before any token */
+    int started;     /* generate() calls accepted */
+    int last_think;  /* what the last request asked */
     char last_model[128];
 };
 
@@ -221,15 +221,16 @@ static void config_ok(void **state)
     struct drv_config *cfg;
     struct drv_err err;
     drv_err_init(&err);
-    assert_int_equal(drv_config_parse("[fleet]\nroute = priority\nhealth_interval = 1500ms\n"
-                                      "max_queue = 3\napi_key = k1\napi_key = k2\nlocal = no\n"
-                                      "[node gpu]\nurl = http://10.0.0.2:11434/\nkind = ollama\n"
-                                      "max_concurrent = 2\npriority = 1\n"
-                                      "[node cpu]\nurl = http://10.0.0.3:8080\nkind = openai\n"
-                                      "[alias qwen2.5:3b]\nmodel = qwen2.5-3b-instruct-q4_k_m.gguf\n"
-                                      "[think]\nqwen3 = false\n",
-                                      &cfg, &err),
-                     0);
+    assert_int_equal(
+        drv_config_parse("[fleet]\nroute = priority\nhealth_interval = 1500ms\n"
+                         "max_queue = 3\napi_key = k1\napi_key = k2\nlocal = no\n"
+                         "[node gpu]\nurl = http://10.0.0.2:11434/\nkind = ollama\n"
+                         "max_concurrent = 2\npriority = 1\n"
+                         "[node cpu]\nurl = http://10.0.0.3:8080\nkind = openai\n"
+                         "[alias qwen2.5:3b]\nmodel = qwen2.5-3b-instruct-q4_k_m.gguf\n"
+                         "[think]\nqwen3 = false\n",
+                         &cfg, &err),
+        0);
     struct drv_fleet_params p;
     assert_int_equal(drv_fleet_params_from_config(cfg, &p, &err), 0);
     assert_int_equal(p.route, DRV_ROUTE_PRIORITY);
@@ -358,7 +359,8 @@ static void queue_is_bounded(void **state)
     assert_int_equal(drv_fleet_metrics(f, &b), 0);
     if (!strstr(b.data, "drover_fleet_requests_total{node=\"local\",model=\"m:latest\"} 2"))
         fail_msg("%s", b.data);
-    assert_non_null(strstr(b.data, "drover_fleet_tokens_predicted_total{node=\"local\",model=\"m:latest\"} 8"));
+    assert_non_null(
+        strstr(b.data, "drover_fleet_tokens_predicted_total{node=\"local\",model=\"m:latest\"} 8"));
     drv_buf_release(&b);
     drv_fleet_free(f);
 }
