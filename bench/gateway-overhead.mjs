@@ -16,8 +16,9 @@
 //           proxy_http_version 1.1 with the Connection header cleared (so upstream
 //           connections are reused, as every keepalive setup needs), proxy_buffering
 //           off (tokens pass as they come, as a streaming API needs), worker_processes
-//           auto, access log on (Debian's defaults otherwise). Started from here with
-//           a generated config in a temp dir: nginx -p DIR -c DIR/nginx.conf.
+//           auto as Debian ships it, and no access log (a drover gateway logs nothing
+//           per request either). Started from here with a generated config in a temp
+//           dir: nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'.
 // Four workloads, /api/generate at temperature 0: short non-streaming requests
 // (num_predict 8) and streaming ones (num_predict 128), each at 1 and 32 concurrent
 // clients (Node's http with a keep-alive Agent, one socket per client).
@@ -209,7 +210,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log ${dir}/access.log;
+    access_log off;
     client_body_temp_path ${dir}/client_body;
     proxy_temp_path ${dir}/proxy;
     fastcgi_temp_path ${dir}/fastcgi;
