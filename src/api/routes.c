@@ -190,6 +190,7 @@ static void handle_generation(struct drv_http_req *req, struct drv_api_server *s
     struct drv_http_stream *stream = c->stream;
     ar.gen.cancel = drv_http_stream_cancel_flag(stream);
     ar.gen.route = drv_http_req_header(req, "X-Drover-Route");
+    ar.gen.whole = !ar.stream;
     rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
     drv_api_req_release(&ar); /* the backend copied what it needs */
     if (rc) {                 /* no event was or will be sent: c is still ours */

@@ -82,6 +82,8 @@ struct drv_gen_request {
     int64_t keep_alive_ms;     /* how long the model stays loaded after this request;
                                   INT64_MIN = server default, 0 = unload now, < 0 = forever */
     atomic_bool *cancel;       /* optional; set true to cancel from any thread */
+    bool whole;                /* the client takes the answer in one piece (not streamed): a
+                                  backend may fetch it that way; events are the same */
     const char *route;         /* fleet routing for this request (header X-Drover-Route):
                                   "fastest" | "least-busy" | "round-robin" | "priority" |
                                   "pinned=NODE"; NULL = the gateway's policy. Backends

@@ -38,6 +38,7 @@ struct job {
     enum drv_route route;
     char pinned[64];
     int prompt_est, gen_est; /* tokens, for the predicted finish time */
+    bool whole;              /* the client takes the answer whole: so does the gateway */
     atomic_bool *cancel;     /* the client's */
     drv_gen_sink sink;
     void *ud;
@@ -361,7 +362,12 @@ struct attempt {
     struct job *job;
     bool remote;
     bool over;       /* the job ended or moved on: the transfer must stop */
+    bool ended;      /* ...because the terminal event went out: the rest of the body is
+                        read and dropped, so that the connection can be reused */
     bool parse_fail; /* the node's answer could not be decoded */
+    bool parser_ready;
+    enum drv_api_wire wire;
+    struct drv_http_response *resp;
     struct drv_api_upstream_parser parser;
     char error[256];
 };
@@ -417,7 +423,7 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
         }
         break;
     }
-    a->over = true;
+    a->over = a->ended = true;
     bool remote = a->remote;
     job_end(j, &ev, true);
     if (!remote)
@@ -520,9 +526,54 @@ static void start_local(struct job *j)
 
 /* ---- remote attempts ------------------------------------------------------------- */
 
+/* Sessions keep their connections to the nodes open between requests. */
+static struct drv_http_session *session_take(struct drv_fleet *f)
+{
+    pthread_mutex_lock(&f->mu);
+    struct drv_http_session *s = f->n_sessions ? f->sessions[--f->n_sessions] : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return s ? s : drv_http_session_new();
+}
+
+static void session_give(struct drv_fleet *f, struct drv_http_session *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&f->mu);
+    if (f->n_sessions < MAX_SESSIONS) {
+        f->sessions[f->n_sessions++] = s;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&f->mu);
+    drv_http_session_free(s);
+}
+
+/* The parser, once the answer's type is known: a node may stream although it
+ * was asked for a whole answer (or the reverse); its Content-Type says which. */
+static int parser_ready(struct attempt *a)
+{
+    if (a->parser_ready)
+        return 0;
+    char ct[128] = "";
+    bool stream = !a->job->whole;
+    if (drv_http_response_header(a->resp, "Content-Type", ct, sizeof(ct)))
+        stream = strstr(ct, "ndjson") || strstr(ct, "event-stream");
+    if (drv_api_upstream_parser_init(&a->parser, a->wire, stream, a->job->model) != 0)
+        return DRV_ENOMEM;
+    a->parser_ready = true;
+    return 0;
+}
+
 static int on_chunk(void *ud, const char *data, size_t len)
 {
     struct attempt *a = ud;
+    if (a->ended)
+        return 0;
+    if (parser_ready(a) != 0) {
+        a->parse_fail = true;
+        drv_strlcpy(a->error, "out of memory", sizeof(a->error));
+        return 1;
+    }
     struct drv_err err;
     drv_err_init(&err);
     int rc = drv_api_upstream_feed(&a->parser, data, len, job_sink, a, &err);
@@ -530,7 +581,7 @@ static int on_chunk(void *ud, const char *data, size_t len)
         a->parse_fail = true;
         drv_strlcpy(a->error, err.msg, sizeof(a->error));
     }
-    return rc != 0 || a->over;
+    return !a->ended && (rc != 0 || a->over);
 }
 
 static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
@@ -554,8 +605,7 @@ static void *remote_main(void *arg)
     struct drv_http_request rq = {.url = url,
                                   .connect_timeout_ms = f->p.health_timeout_ms,
                                   .cancel = j->cancel,
-                                  .bearer = nd.cfg.api_key,
-                                  .keep_alive = true};
+                                  .bearer = nd.cfg.api_key};
     if (j->embed) {
         int rc = remote_embed(a, &nd, &rq, &body, &err);
         (void)rc;
@@ -570,27 +620,30 @@ static void *remote_main(void *arg)
     struct drv_api_req ar;
     int rc = decode_canonical(j, &ar, &err);
     if (rc == 0)
-        rc = drv_api_upstream_body(&ar.gen, wire, true, j->node_model, &body);
+        rc = drv_api_upstream_body(&ar.gen, wire, !j->whole, j->node_model, &body);
     drv_api_req_release(&ar);
     if (rc) {
         job_failover(j, 400, err.msg[0] ? err.msg : "cannot translate the request for this node",
                      false);
         goto out;
     }
-    if (drv_api_upstream_parser_init(&a->parser, wire, true, j->model) != 0) {
-        job_failover(j, 500, "out of memory", false);
-        goto out;
-    }
+    a->wire = wire;
     rq.body = body.data;
     rq.body_len = body.len;
     rq.on_chunk = on_chunk;
     rq.ud = a;
     struct drv_http_response resp;
     drv_http_response_init(&resp);
+    a->resp = &resp;
     rq.stall_timeout_ms = f->p.stall_timeout_ms;
-    rc = drv_http_fetch(&rq, &resp, &err);
-    if (!a->over && rc == 0 && resp.status >= 200 && resp.status < 300 && !a->parse_fail)
-        drv_api_upstream_finish(&a->parser, job_sink, a, &err); /* may end the job */
+    struct drv_http_session *sess = session_take(f);
+    rc = sess ? drv_http_session_fetch(sess, &rq, &resp, &err) : drv_http_fetch(&rq, &resp, &err);
+    session_give(f, sess);
+    if (!a->over && rc == 0 && resp.status >= 200 && resp.status < 300 && !a->parse_fail &&
+        parser_ready(a) == 0 && drv_api_upstream_finish(&a->parser, job_sink, a, &err) < 0) {
+        a->parse_fail = true; /* a whole answer that is not the JSON it should be */
+        drv_strlcpy(a->error, err.msg, sizeof(a->error));
+    }
     if (!a->over) {
         char msg[1200];
         int status = 502;
@@ -641,7 +694,8 @@ static void *remote_main(void *arg)
         }
     }
     drv_http_response_release(&resp);
-    drv_api_upstream_parser_release(&a->parser);
+    if (a->parser_ready)
+        drv_api_upstream_parser_release(&a->parser);
 out:
     drv_buf_release(&body);
     free(a);
@@ -709,7 +763,9 @@ static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_ht
     struct drv_http_response resp;
     drv_http_response_init(&resp);
     resp.body.cap = 1u << 30;
-    rc = drv_http_fetch(rq, &resp, err);
+    struct drv_http_session *sess = session_take(j->f);
+    rc = sess ? drv_http_session_fetch(sess, rq, &resp, err) : drv_http_fetch(rq, &resp, err);
+    session_give(j->f, sess);
     float *rows = NULL;
     size_t n = 0, dim = 0;
     int32_t ptok = 0;
@@ -944,6 +1000,7 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
     if (j == NULL)
         return err->code;
     j->kind = req->kind;
+    j->whole = req->whole;
     j->sink = sink;
     j->ud = sink_ud;
     struct drv_gen_request r = *req;
@@ -1178,6 +1235,8 @@ void drv_fleet_free(struct drv_fleet *f)
         free(f->nodes[i].running);
     }
     free(f->stats);
+    for (int i = 0; i < f->n_sessions; i++)
+        drv_http_session_free(f->sessions[i]);
     drv_fleet_params_release(&f->p);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->wake);

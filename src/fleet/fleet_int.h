@@ -8,7 +8,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define N_BUCKETS 13 /* histogram upper bounds in seconds, then +Inf */
+#define N_BUCKETS 13
+#define MAX_SESSIONS                                                                               \
+    128 /* idle upstream HTTP sessions kept (their connections stay open) */ /* histogram upper    \
+                                                                                bounds in seconds, \
+                                                                                then +Inf */
 extern const double drv_fleet_buckets[N_BUCKETS];
 
 /* What the fleet knows of one model on one node: counters for /metrics and the
@@ -47,6 +51,7 @@ struct fnode {
 };
 
 struct job;
+struct drv_http_session;
 
 struct drv_fleet {
     struct drv_backend backend;
@@ -68,6 +73,8 @@ struct drv_fleet {
     struct fstat *stats;
     int n_stats, cap_stats;
     uint64_t rejected; /* 503: queue full */
+    struct drv_http_session *sessions[MAX_SESSIONS];
+    int n_sessions;
 };
 
 /* Under f->mu: the stats entry of node/key, created when missing (NULL when out

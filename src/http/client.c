@@ -16,40 +16,9 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
-/* the process-wide pool of open connections (requests with keep_alive) */
-static CURLSH *share;
-static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
-{
-    (void)h;
-    (void)access;
-    (void)ud;
-    pthread_mutex_lock(&share_mu[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *ud)
-{
-    (void)h;
-    (void)ud;
-    pthread_mutex_unlock(&share_mu[data]);
-}
-
 static void curl_init(void)
 {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (curl_init_rc != CURLE_OK)
-        return;
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&share_mu[i], NULL);
-    share = curl_share_init();
-    if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-                  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
-        curl_share_cleanup(share);
-        share = NULL; /* no pool: every request connects anew */
-    }
 }
 
 /* One transfer: the request, where its response goes, and how it ended. */
@@ -61,6 +30,7 @@ struct xfer {
     int stop_rc; /* set when we stopped it ourselves: DRV_ETOOBIG or DRV_EIO */
     char stop_msg[64];
     bool done;
+    bool borrowed; /* easy belongs to a session */
     CURLcode result;
 };
 
@@ -173,7 +143,8 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
     const struct drv_http_request *rq = x->rq;
     if (rq->url == NULL || rq->url[0] == '\0')
         return drv_err_set(err, DRV_EINVAL, "no URL");
-    x->easy = curl_easy_init();
+    if (x->easy == NULL) /* else a session's handle, with its open connections */
+        x->easy = curl_easy_init();
     if (x->easy == NULL)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
     x->resp->body.cap = rq->max_body_bytes ? rq->max_body_bytes : DEFAULT_MAX_BODY;
@@ -199,8 +170,6 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     /* a streamed response must reach the callback as it arrives */
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    if (rq->keep_alive && share)
-        curl_easy_setopt(e, CURLOPT_SHARE, share);
     const char *method = rq->method ? rq->method : rq->body ? "POST" : "GET";
     if (rq->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
@@ -234,7 +203,7 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
 
 static void xfer_cleanup(struct xfer *x)
 {
-    if (x->easy)
+    if (x->easy && !x->borrowed)
         curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->hdrs);
     x->easy = NULL;
@@ -366,5 +335,52 @@ int drv_http_fetch(const struct drv_http_request *rq, struct drv_http_response *
         rc = mrc;
     if (rc)
         drv_err_set(err, e.code ? e.code : rc, "%s", e.msg);
+    return rc;
+}
+
+/* ---- sessions: one handle, its connections kept between requests ---------- */
+
+struct drv_http_session {
+    CURL *easy;
+};
+
+struct drv_http_session *drv_http_session_new(void)
+{
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return NULL;
+    struct drv_http_session *s = calloc(1, sizeof(*s));
+    if (s && (s->easy = curl_easy_init()) == NULL) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+void drv_http_session_free(struct drv_http_session *s)
+{
+    if (s) {
+        curl_easy_cleanup(s->easy);
+        free(s);
+    }
+}
+
+int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,
+                           struct drv_http_response *resp, struct drv_err *err)
+{
+    curl_easy_reset(s->easy); /* options go; open connections stay */
+    struct xfer x = {.rq = rq, .resp = resp, .easy = s->easy, .borrowed = true};
+    drv_buf_reset(&resp->body);
+    drv_buf_reset(&resp->headers);
+    resp->status = 0;
+    resp->t_start_ns = drv_now_ns();
+    int rc = xfer_setup(&x, err);
+    if (rc == 0) {
+        x.result = curl_easy_perform(s->easy);
+        rc = xfer_finish(&x, err);
+    } else {
+        resp->t_done_ns = drv_now_ns();
+    }
+    xfer_cleanup(&x);
     return rc;
 }

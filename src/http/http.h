@@ -220,8 +220,6 @@ struct drv_http_request {
     const char *bearer;         /* NULL, or an API key sent as "Authorization: Bearer <key>" */
     long stall_timeout_ms;      /* fail (timed out) when no byte arrives for this long;
                                    0 = no limit; whole seconds, at least 1 */
-    bool keep_alive;            /* take and leave the connection in a process-wide pool, so
-                                   that the next request to the same server reuses it */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with
@@ -255,5 +253,15 @@ int drv_http_fetch(const struct drv_http_request *rq, struct drv_http_response *
  * could not be set up at all (then every rcs[i] is that code too). */
 int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_response *resps,
                         int *rcs, struct drv_err *errs, int n);
+
+/* A session: requests made one after another on one handle, which keeps its
+ * connections open between them (keep-alive), as a browser does. Not for two
+ * threads at once. drv_http_session_fetch works as drv_http_fetch; a cancel
+ * flag is noticed within about a second while nothing arrives. */
+struct drv_http_session;
+struct drv_http_session *drv_http_session_new(void); /* NULL when out of memory */
+void drv_http_session_free(struct drv_http_session *s);
+int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,
+                           struct drv_http_response *resp, struct drv_err *err);
 
 #endif
