@@ -360,6 +360,7 @@ static bool retryable(int status)
 
 struct attempt {
     struct job *job;
+    struct attempt *next; /* waiting for a worker */
     bool remote;
     bool over;       /* the job ended or moved on: the transfer must stop */
     bool ended;      /* ...because the terminal event went out: the rest of the body is
@@ -433,7 +434,7 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
 
 /* ---- starting an attempt -------------------------------------------------------- */
 
-static void *remote_main(void *arg);
+static void *worker_main(void *arg);
 static void start_local(struct job *j);
 
 /* Starts the job on j->node (chosen and reserved by choose()). */
@@ -445,27 +446,49 @@ static void start(struct job *j)
         return;
     }
     struct attempt *a = calloc(1, sizeof(*a));
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256u << 10);
+    if (a == NULL) {
+        job_failover(j, 500, "out of memory", false);
+        return;
+    }
+    a->job = j;
+    a->remote = true;
+    /* an idle worker takes it; without one, a new worker starts */
     pthread_mutex_lock(&f->mu);
-    f->threads++;
+    a->next = NULL;
+    if (f->ready_tail)
+        f->ready_tail->next = a;
+    else
+        f->ready = a;
+    f->ready_tail = a;
+    bool spawn = f->idle_workers == 0;
+    if (!spawn)
+        pthread_cond_signal(&f->work);
+    else
+        f->threads++;
     pthread_mutex_unlock(&f->mu);
-    if (a) {
-        a->job = j;
-        a->remote = true;
+    if (spawn) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256u << 10);
+        if (pthread_create(&t, &attr, worker_main, f) != 0) {
+            pthread_mutex_lock(&f->mu);
+            if (--f->threads == 0)
+                pthread_cond_broadcast(&f->idle);
+            /* with no worker at all, nobody would ever take it */
+            bool alone = f->threads == 0 && f->ready == a && a->next == NULL;
+            if (alone)
+                f->ready = f->ready_tail = NULL;
+            pthread_mutex_unlock(&f->mu);
+            if (alone) {
+                free(a);
+                drv_log(DRV_LOG_ERROR, "fleet: cannot start a worker thread");
+                job_fail(j, 503, "the gateway cannot start a worker thread", true);
+            }
+        }
+        pthread_attr_destroy(&attr);
     }
-    if (a == NULL || pthread_create(&t, &attr, remote_main, a) != 0) {
-        free(a);
-        pthread_mutex_lock(&f->mu);
-        if (--f->threads == 0)
-            pthread_cond_broadcast(&f->idle);
-        pthread_mutex_unlock(&f->mu);
-        job_failover(j, 500, "cannot start a request thread", false);
-    }
-    pthread_attr_destroy(&attr);
 }
 
 static int decode_canonical(const struct job *j, struct drv_api_req *ar, struct drv_err *err)
@@ -526,28 +549,6 @@ static void start_local(struct job *j)
 
 /* ---- remote attempts ------------------------------------------------------------- */
 
-/* Sessions keep their connections to the nodes open between requests. */
-static struct drv_http_session *session_take(struct drv_fleet *f)
-{
-    pthread_mutex_lock(&f->mu);
-    struct drv_http_session *s = f->n_sessions ? f->sessions[--f->n_sessions] : NULL;
-    pthread_mutex_unlock(&f->mu);
-    return s ? s : drv_http_session_new();
-}
-
-static void session_give(struct drv_fleet *f, struct drv_http_session *s)
-{
-    if (s == NULL)
-        return;
-    pthread_mutex_lock(&f->mu);
-    if (f->n_sessions < MAX_SESSIONS) {
-        f->sessions[f->n_sessions++] = s;
-        s = NULL;
-    }
-    pthread_mutex_unlock(&f->mu);
-    drv_http_session_free(s);
-}
-
 /* The parser, once the answer's type is known: a node may stream although it
  * was asked for a whole answer (or the reverse); its Content-Type says which. */
 static int parser_ready(struct attempt *a)
@@ -584,12 +585,11 @@ static int on_chunk(void *ud, const char *data, size_t len)
     return !a->ended && (rc != 0 || a->over);
 }
 
-static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
-                        struct drv_buf *body, struct drv_err *err);
+static void remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
+                         struct drv_buf *body, struct drv_http_session *sess, struct drv_err *err);
 
-static void *remote_main(void *arg)
+static void remote_run(struct attempt *a, struct drv_http_session *sess)
 {
-    struct attempt *a = arg;
     struct job *j = a->job;
     struct drv_fleet *f = j->f;
     struct fnode nd;
@@ -607,8 +607,7 @@ static void *remote_main(void *arg)
                                   .cancel = j->cancel,
                                   .bearer = nd.cfg.api_key};
     if (j->embed) {
-        int rc = remote_embed(a, &nd, &rq, &body, &err);
-        (void)rc;
+        remote_embed(a, &nd, &rq, &body, sess, &err);
         goto out;
     }
     bool openai = nd.kind == DRV_NODE_OPENAI, chat = j->kind == DRV_GEN_CHAT;
@@ -636,9 +635,7 @@ static void *remote_main(void *arg)
     drv_http_response_init(&resp);
     a->resp = &resp;
     rq.stall_timeout_ms = f->p.stall_timeout_ms;
-    struct drv_http_session *sess = session_take(f);
     rc = sess ? drv_http_session_fetch(sess, &rq, &resp, &err) : drv_http_fetch(&rq, &resp, &err);
-    session_give(f, sess);
     if (!a->over && rc == 0 && resp.status >= 200 && resp.status < 300 && !a->parse_fail &&
         parser_ready(a) == 0 && drv_api_upstream_finish(&a->parser, job_sink, a, &err) < 0) {
         a->parse_fail = true; /* a whole answer that is not the JSON it should be */
@@ -699,10 +696,36 @@ static void *remote_main(void *arg)
 out:
     drv_buf_release(&body);
     free(a);
+}
+
+/* A worker runs remote attempts one after another with one HTTP session, so
+ * that its connections to the nodes stay open between requests. Workers wait
+ * for work; they end when the fleet stops. */
+static void *worker_main(void *arg)
+{
+    struct drv_fleet *f = arg;
+    struct drv_http_session *sess = drv_http_session_new(); /* NULL: fetch without one */
     pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (f->ready == NULL && !f->stopping) {
+            f->idle_workers++;
+            pthread_cond_wait(&f->work, &f->mu);
+            f->idle_workers--;
+        }
+        struct attempt *a = f->ready;
+        if (a == NULL)
+            break; /* stopping, nothing left */
+        f->ready = a->next;
+        if (f->ready == NULL)
+            f->ready_tail = NULL;
+        pthread_mutex_unlock(&f->mu);
+        remote_run(a, sess);
+        pthread_mutex_lock(&f->mu);
+    }
     if (--f->threads == 0)
         pthread_cond_broadcast(&f->idle);
     pthread_mutex_unlock(&f->mu);
+    drv_http_session_free(sess);
     return NULL;
 }
 
@@ -739,8 +762,8 @@ static void embed_local_cb(void *ud, const struct drv_embed_result *r)
     embed_done(j, &copy);
 }
 
-static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
-                        struct drv_buf *body, struct drv_err *err)
+static void remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
+                         struct drv_buf *body, struct drv_http_session *sess, struct drv_err *err)
 {
     struct job *j = a->job;
     bool openai = nd->kind == DRV_NODE_OPENAI;
@@ -755,7 +778,7 @@ static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_ht
     drv_api_embed_req_release(&er);
     if (rc) {
         job_failover(j, 400, "cannot translate the request for this node", false);
-        return rc;
+        return;
     }
     rq->body = body->data;
     rq->body_len = body->len;
@@ -763,9 +786,7 @@ static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_ht
     struct drv_http_response resp;
     drv_http_response_init(&resp);
     resp.body.cap = 1u << 30;
-    struct drv_http_session *sess = session_take(j->f);
     rc = sess ? drv_http_session_fetch(sess, rq, &resp, err) : drv_http_fetch(rq, &resp, err);
-    session_give(j->f, sess);
     float *rows = NULL;
     size_t n = 0, dim = 0;
     int32_t ptok = 0;
@@ -797,7 +818,6 @@ static int remote_embed(struct attempt *a, const struct fnode *nd, struct drv_ht
         }
     }
     drv_http_response_release(&resp);
-    return 0;
 }
 
 /* ---- the dispatcher: queued jobs and failovers ------------------------------------ */
@@ -1183,6 +1203,7 @@ struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_bac
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->health, NULL);
     pthread_cond_init(&f->idle, NULL);
+    pthread_cond_init(&f->work, NULL);
     drv_fleet_poll(f);
     drv_fleet_seed_rates(f);
     if (pthread_create(&f->dispatch_thr, NULL, dispatch_main, f) == 0)
@@ -1205,6 +1226,7 @@ void drv_fleet_free(struct drv_fleet *f)
     f->stopping = true;
     pthread_cond_broadcast(&f->wake);
     pthread_cond_broadcast(&f->health);
+    pthread_cond_broadcast(&f->work);
     pthread_mutex_unlock(&f->mu);
     if (f->dispatch_started)
         pthread_join(f->dispatch_thr, NULL);
@@ -1235,12 +1257,11 @@ void drv_fleet_free(struct drv_fleet *f)
         free(f->nodes[i].running);
     }
     free(f->stats);
-    for (int i = 0; i < f->n_sessions; i++)
-        drv_http_session_free(f->sessions[i]);
     drv_fleet_params_release(&f->p);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->wake);
     pthread_cond_destroy(&f->health);
     pthread_cond_destroy(&f->idle);
+    pthread_cond_destroy(&f->work);
     free(f);
 }

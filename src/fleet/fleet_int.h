@@ -51,7 +51,7 @@ struct fnode {
 };
 
 struct job;
-struct drv_http_session;
+struct attempt;
 
 struct drv_fleet {
     struct drv_backend backend;
@@ -63,18 +63,19 @@ struct drv_fleet {
     pthread_cond_t wake;   /* dispatcher: room freed, job queued, stopping */
     pthread_cond_t health; /* health thread: stopping, poll now */
     pthread_cond_t idle;   /* threads == 0 */
+    pthread_cond_t work;   /* workers: an attempt is ready, stopping */
     bool stopping;
     bool health_started, dispatch_started;
     pthread_t health_thr, dispatch_thr;
     struct job *qhead, *qtail;
     int qlen;
-    int threads; /* request threads alive */
+    int threads; /* worker threads alive */
     unsigned rr;
     struct fstat *stats;
     int n_stats, cap_stats;
-    uint64_t rejected; /* 503: queue full */
-    struct drv_http_session *sessions[MAX_SESSIONS];
-    int n_sessions;
+    uint64_t rejected;                  /* 503: queue full */
+    struct attempt *ready, *ready_tail; /* remote attempts waiting for a worker */
+    int idle_workers;
 };
 
 /* Under f->mu: the stats entry of node/key, created when missing (NULL when out
