@@ -134,7 +134,7 @@ const struct drv_cmd drv_commands[] = {
      "exit status: 0 at least one target measured; 1 none; 2 bad usage."},
     {"hw", drv_cmd_hw, "show the machine as inference sees it: CPU, memory, GPUs, problems",
      "usage: drover hw [--json] [--quick]\n"
-     "       drover hw --check FILE.json [--json]\n\n"
+     "       drover hw --check|--hw FILE.json [--json]\n\n"
      "Shows the CPU (model, sockets, physical cores, logical CPUs, caches and the SIMD\n"
      "features llama.cpp uses), RAM and swap, the memory read bandwidth measured\n"
      "here (all physical cores streaming a large buffer for about a second; the\n"
@@ -148,6 +148,8 @@ const struct drv_cmd drv_commands[] = {
      "  --quick       skip the bandwidth measurement (bandwidth_gbps is null)\n"
      "  --check FILE  read the hardware profile FILE instead of this machine, say\n"
      "                which field is missing or invalid, and print it\n"
+     "  --hw FILE     the same as --check FILE (the option every command that\n"
+     "                reasons about hardware takes)\n"
      "  -h, --help    show this help\n\n"
      "exit status: 0 ok; 1 the measurement failed or FILE is not a valid profile;\n"
      "2 bad usage."},
@@ -161,7 +163,9 @@ const struct drv_cmd drv_commands[] = {
      "go on each GPU (the last layers first, filling the first GPU's free memory),\n"
      "whether it fits, and if not, in which form it would (smaller context, q8_0 KV,\n"
      "fewer GPU layers). Expected generation speed comes from the roofline: read\n"
-     "bandwidth / bytes read per token, at 40-80 % of the bandwidth.\n\n"
+     "bandwidth / bytes read per token, at 30-60 % of a CPU's measured bandwidth and\n"
+     "40-80 % of a GPU's (an integrated GPU reads the host's RAM; a discrete GPU's\n"
+     "bandwidth comes from the profile's devices[].bandwidth_gbps, else it is unknown).\n\n"
      "MODEL is a GGUF file or a known model NAME (see 'drover synth --list') with an\n"
      "optional quantization: qwen3:8b (q4_k_m), qwen3:8b-q8_0, llama3.2:1b-q4_0.\n\n"
      "options:\n"

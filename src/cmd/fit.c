@@ -162,8 +162,16 @@ static void print_table(const struct drv_fit_model *m, const struct drv_fit_resu
                on_cpu && on_gpu ? "CPU 30-60 %, GPUs 40-80 %"
                : on_cpu         ? "30-60 %"
                                 : "40-80 %");
-        if (h->bw_gbps > 0)
-            printf("%.1f GB/s %s", h->bw_gbps, h->bw_measured ? "measured" : "given");
+        const char *sep = "";
+        for (int i = 0; i < r->n_dev; i++) {
+            const struct drv_fit_device *d = &r->dev[i];
+            if (d->bw_gbps <= 0 || (i > 0 && d->n_layers == 0 && !d->has_output) ||
+                (i == 0 && !on_cpu))
+                continue;
+            printf("%s%s%s%.1f GB/s %s", sep, on_gpu ? d->name : "", on_gpu ? " " : "", d->bw_gbps,
+                   d->bw_measured ? "measured" : "given");
+            sep = ", ";
+        }
         printf(")\n");
     } else if (r->tg_upper_only) {
         printf("%-12s at most ~%.1f tok/s (CPU part alone at %.1f GB/s measured; GPU "

@@ -67,11 +67,10 @@ static void print_table(const struct drv_hw *hw)
 int drv_cmd_hw(int argc, char **argv)
 {
     const struct drv_cmd *self = drv_cmd_find("hw");
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"quick", no_argument, NULL, 'q'},
-                                         {"check", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},        {"quick", no_argument, NULL, 'q'},
+        {"check", required_argument, NULL, 'c'}, {"hw", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     bool json = false, quick = false;
     const char *check = NULL;
     int c;
@@ -93,7 +92,7 @@ int drv_cmd_hw(int argc, char **argv)
             return 0;
         case '?':
             if (optopt == 'c')
-                return drv_cmd_bad_usage(self, "--check needs a FILE");
+                return drv_cmd_bad_usage(self, "%s needs a FILE", argv[optind - 1]);
             /* fallthrough */
         default:
             return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);

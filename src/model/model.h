@@ -273,19 +273,24 @@ struct drv_fit_result {
 
 /* Places the model on hw's devices and predicts speed. Formulas:
  *   KV      = n_layer x cells x (row(type_k, head_dim_k x n_head_kv)
- *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx x n_parallel,
- *             each layer's cache on the device that holds the layer;
- *   compute = n_ub x 4 x (n_embd + 2 n_ff)        on every device with layers,
- *             + n_ub x 4 x n_vocab (logits)       on the device with the output,
- *             n_ub = min(n_ubatch, cells) (flash attention: no n_ctx x n_ub scores);
+ *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx padded to a
+ *             multiple of 256 (as llama.cpp does) x n_parallel, each layer's cache
+ *             on the device that holds the layer;
+ *   compute = the peak of llama.cpp's worst-case graph of n_ub = min(n_ubatch,
+ *             n_ctx x n_parallel) tokens (flash attention: no n_ctx x n_ub scores):
+ *             block  = n_ub x 4 x max(3 n_ff + 4 n_embd, 2 n_embd + 3 n_head x
+ *                      head_dim) + KQ mask (padded n_ctx x n_ub x 2),
+ *             output = n_ub x 4 x (n_vocab + 2 n_embd);
+ *             a device with blocks reserves `block`, the one with the output
+ *             max(block, output); the host adds n_parallel x 4 x n_vocab (logits);
  *   overhead= 150 MiB host, 250 MiB per GPU used;
  *   units   = block 0 .. n_layer-1, then the output; the last -n_gpu_layers go to
  *             GPUs, filling the first GPU's free memory before the next;
  *   tg      = 1 / sum over devices (bytes read per token there / bandwidth) x
- *             efficiency (CPU 0.4-0.8 of measured read bandwidth, GPU 0.4-0.8).
+ *             efficiency (CPU 0.3-0.6 of measured read bandwidth, GPU 0.4-0.8).
  * hw gives free memory (host: memory.available_bytes) and the host's measured
- * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones are
- * unknown. */
+ * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones at the
+ * profile's devices[].bandwidth_gbps when it is given, else unknown. */
 void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
                   const struct drv_fit_params *p, struct drv_fit_result *out);
 

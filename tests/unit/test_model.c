@@ -561,6 +561,79 @@ static void fit_roofline_and_ram(void **state)
     free(r);
 }
 
+/* A fit model of an explicit SHAPE at quant q, as synth would write it. */
+static struct drv_fit_model *fit_shape(const char *spec, enum drv_synth_quant q)
+{
+    struct drv_fit_model *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    struct drv_synth_params sp = drv_synth_default_params();
+    assert_int_equal(drv_shape_parse(spec, &sp.shape, NULL), 0);
+    sp.quant = q;
+    m->n_layer = sp.shape.n_layer;
+    m->n_embd = sp.shape.n_embd;
+    m->n_head = sp.shape.n_head;
+    m->n_head_kv = sp.shape.n_head_kv;
+    m->head_dim_k = m->head_dim_v = sp.shape.head_dim;
+    m->n_ff = sp.shape.n_ff;
+    m->n_vocab = sp.shape.n_vocab;
+    m->n_ctx_train = sp.shape.n_ctx_train;
+    struct drv_tensor_size *t;
+    int n;
+    assert_int_equal(drv_synth_tensor_list(&sp, &t, &n, NULL), 0);
+    assert_int_equal(drv_fit_model_from_tensors(t, n, m, NULL), 0);
+    free(t);
+    return m;
+}
+
+/* The compute and KV buffers against what llama.cpp (the release drover links)
+ * logged for the same shapes on this machine's CPU backend (MiB, "CPU compute
+ * buffer size" + "CPU output buffer size", "CPU KV buffer size"). */
+static void fit_buffers_match_llama_cpp(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *shape; /* NULL: llama3.2:1b-q4_0 */
+        uint32_t ctx, par;
+        double kv_mib, compute_mib;
+    } cases[] = {
+        {NULL, 512, 1, 16.00, 258.50 + 0.49},
+        {NULL, 4096, 1, 128.00, 258.50 + 0.49},
+        /* small vocab: the peak is inside a block, plus the KQ mask */
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 512, 1, 0.50, 13.51},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 4096, 1, 4.00, 17.01},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 300, 1, 0.50, 7.92},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 1100, 3, 3.75, 14.30},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 100, 2, 0.50, 5.19},
+        {"llama:layers=2,embd=2048,heads=16,kv_heads=4,ff=8192,vocab=1024", 4096, 1, 16.00, 68.01},
+        /* qwen3's wide Q (16 x 128 > embd 512) */
+        {"qwen3:layers=2,embd=512,heads=16,kv_heads=8,head_dim=128,ff=1536,vocab=1024", 512, 1,
+         4.00, 14.51},
+        /* big vocab: the logits are the peak, the mask is freed by then */
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=32000", 4096, 1, 4.00,
+         64.50 + 0.12},
+    };
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct drv_fit_model *m = cases[i].shape ? fit_shape(cases[i].shape, DRV_SYNTH_F16)
+                                                 : fit_load("llama3.2:1b-q4_0");
+        struct drv_fit_params p = drv_fit_default_params();
+        p.n_ctx = cases[i].ctx;
+        p.n_parallel = cases[i].par;
+        drv_fit_plan(m, hw, &p, r);
+        double kv = (double)r->dev[0].kv / DRV_FIT_MIB, c = (double)r->dev[0].compute / DRV_FIT_MIB;
+        if (kv != cases[i].kv_mib)
+            fail_msg("case %zu: KV %.2f MiB, llama.cpp %.2f", i, kv, cases[i].kv_mib);
+        if (c < cases[i].compute_mib * 0.97 || c > cases[i].compute_mib * 1.03)
+            fail_msg("case %zu: compute %.2f MiB, llama.cpp %.2f", i, c, cases[i].compute_mib);
+        free(m);
+    }
+    free(hw);
+    free(r);
+}
+
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +654,7 @@ int main(void)
         cmocka_unit_test(fit_catalog_names),
         cmocka_unit_test(fit_8gb_gpu),
         cmocka_unit_test(fit_roofline_and_ram),
+        cmocka_unit_test(fit_buffers_match_llama_cpp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
