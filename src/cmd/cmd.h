@@ -38,5 +38,6 @@ int drv_cmd_history(int argc, char **argv);
 int drv_cmd_bench(int argc, char **argv);
 int drv_cmd_hw(int argc, char **argv);
 int drv_cmd_fit(int argc, char **argv);
+int drv_cmd_recommend(int argc, char **argv);
 
 #endif
