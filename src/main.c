@@ -163,7 +163,7 @@ const struct drv_cmd drv_commands[] = {
      "go on each GPU (the last layers first, filling the first GPU's free memory),\n"
      "whether it fits, and if not, in which form it would (smaller context, q8_0 KV,\n"
      "fewer GPU layers). Expected generation speed comes from the roofline: read\n"
-     "bandwidth / bytes read per token, at 30-60 % of a CPU's measured bandwidth and\n"
+     "bandwidth / bytes read per token, at 30-75 % of a CPU's measured bandwidth and\n"
      "40-80 % of a GPU's (an integrated GPU reads the host's RAM; a discrete GPU's\n"
      "bandwidth comes from the profile's devices[].bandwidth_gbps, else it is unknown).\n\n"
      "MODEL is a GGUF file or a known model NAME (see 'drover synth --list') with an\n"

@@ -158,10 +158,16 @@ static void print_table(const struct drv_fit_model *m, const struct drv_fit_resu
     const struct drv_fit_device *h = &r->dev[0];
     if (r->tg_lo > 0 && !r->tg_upper_only) {
         bool on_cpu = h->n_layers > 0 || h->has_output, on_gpu = r->n_gpu_layers > 0;
-        printf("%-12s ~%.1f-%.1f tok/s (roofline, %s of ", "", r->tg_lo, r->tg_hi,
-               on_cpu && on_gpu ? "CPU 30-60 %, GPUs 40-80 %"
-               : on_cpu         ? "30-60 %"
-                                : "40-80 %");
+        char eff_cpu[32], eff_gpu[32];
+        snprintf(eff_cpu, sizeof(eff_cpu), "%.0f-%.0f %%", DRV_FIT_EFF_CPU_LO * 100,
+                 DRV_FIT_EFF_CPU_HI * 100);
+        snprintf(eff_gpu, sizeof(eff_gpu), "%.0f-%.0f %%", DRV_FIT_EFF_GPU_LO * 100,
+                 DRV_FIT_EFF_GPU_HI * 100);
+        printf("%-12s ~%.1f-%.1f tok/s (roofline, ", "", r->tg_lo, r->tg_hi);
+        if (on_cpu && on_gpu)
+            printf("CPU %s, GPUs %s of ", eff_cpu, eff_gpu);
+        else
+            printf("%s of ", on_cpu ? eff_cpu : eff_gpu);
         const char *sep = "";
         for (int i = 0; i < r->n_dev; i++) {
             const struct drv_fit_device *d = &r->dev[i];

@@ -184,7 +184,8 @@ static void print_table(const struct drv_hw *hw, const struct drv_rec_result *r,
     printf("%-15s %s\n", "machine", b);
     printf("%-15s %s%s; planned with %u tokens of context, %s KV, one sequence\n", "fast memory",
            r->fast_name, r->gpu ? "" : " (no GPU)", r->params.n_ctx, drv_fit_kv_name(r->params.kv));
-    printf("%-15s roofline at 30-60 %% of the CPU's ", "speed");
+    printf("%-15s roofline at %.0f-%.0f %% of the CPU's ", "speed", DRV_FIT_EFF_CPU_LO * 100,
+           DRV_FIT_EFF_CPU_HI * 100);
     if (r->host_bw_gbps > 0)
         printf("%.1f GB/s", r->host_bw_gbps);
     else
@@ -192,11 +193,13 @@ static void print_table(const struct drv_hw *hw, const struct drv_rec_result *r,
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
         if (strcmp(d->type, "gpu") == 0 && d->bandwidth_gbps > 0)
-            printf(", 40-80 %% of %s's %.0f GB/s", d->name, d->bandwidth_gbps);
+            printf(", %.0f-%.0f %% of %s's %.0f GB/s", DRV_FIT_EFF_GPU_LO * 100,
+                   DRV_FIT_EFF_GPU_HI * 100, d->name, d->bandwidth_gbps);
         else if (strcmp(d->type, "gpu") == 0)
             printf(", %s's bandwidth unknown", d->name);
         else if (strcmp(d->type, "igpu") == 0)
-            printf(", 40-80 %% of it for %s (shares RAM)", d->name);
+            printf(", %.0f-%.0f %% of it for %s (shares RAM)", DRV_FIT_EFF_GPU_LO * 100,
+                   DRV_FIT_EFF_GPU_HI * 100, d->name);
     }
     printf("; roles compare the middle of a range\n");
     printf("%-15s useful >= %.1fB parameters; best quality >= %.0f tok/s; daily driver %s, "

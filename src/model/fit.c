@@ -15,15 +15,11 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Share of the read bandwidth llama.cpp's generation reaches. GPUs: REFERENCE.md
- * §5 measures 38-80 % of theoretical. CPUs: ~30 % of theoretical on EPYC; here
- * llama3.2:1b Q4_0 generated 14.5 tok/s x 856 MB = 36 % of the measured stream
- * read (2-core VM, bench/node-vs-llama-server), so the CPU range is 30-60 % of
- * the *measured* bandwidth. */
-#define EFF_LO     0.4
-#define EFF_HI     0.8
-#define EFF_CPU_LO 0.3
-#define EFF_CPU_HI 0.6
+/* The efficiency ranges are DRV_FIT_EFF_* in model.h. */
+#define EFF_LO     DRV_FIT_EFF_GPU_LO
+#define EFF_HI     DRV_FIT_EFF_GPU_HI
+#define EFF_CPU_LO DRV_FIT_EFF_CPU_LO
+#define EFF_CPU_HI DRV_FIT_EFF_CPU_HI
 
 static const struct {
     const char *name;

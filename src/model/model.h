@@ -184,6 +184,16 @@ struct drv_hw; /* probe/probe.h */
 #define DRV_FIT_MIB           (1024ull * 1024ull)
 #define DRV_FIT_RAM_OVERHEAD  (150 * DRV_FIT_MIB) /* fixed host overhead (gguf-parser's) */
 #define DRV_FIT_VRAM_OVERHEAD (250 * DRV_FIT_MIB) /* fixed per GPU used (gguf-parser's) */
+/* Share of the read bandwidth llama.cpp's generation reaches. GPUs: REFERENCE.md
+ * §5 measures 38-80 % of theoretical. CPUs: ~30 % of theoretical on EPYC; of the
+ * bandwidth drover measures, bench/fit-accuracy.mjs saw 32-40 % (f32 tiny model,
+ * llama3.2:1b q4_0), 54-60 % (qwen2.5:3b q4_k_m) and 61-67 % (llama3.2:1b q8_0)
+ * on a 2-core VM: with few cores, dequantizing is part of the cost and differs by
+ * type, which bytes alone do not see. */
+#define DRV_FIT_EFF_CPU_LO 0.30
+#define DRV_FIT_EFF_CPU_HI 0.75
+#define DRV_FIT_EFF_GPU_LO 0.40
+#define DRV_FIT_EFF_GPU_HI 0.80
 
 enum drv_fit_kv {
     DRV_FIT_KV_F16,
@@ -287,7 +297,8 @@ struct drv_fit_result {
  *   units   = block 0 .. n_layer-1, then the output; the last -n_gpu_layers go to
  *             GPUs, filling the first GPU's free memory before the next;
  *   tg      = 1 / sum over devices (bytes read per token there / bandwidth) x
- *             efficiency (CPU 0.3-0.6 of measured read bandwidth, GPU 0.4-0.8).
+ *             efficiency (DRV_FIT_EFF_CPU_*: 0.30-0.75 of the CPU's measured read
+ *             bandwidth, DRV_FIT_EFF_GPU_*: 0.4-0.8 of a GPU's).
  * hw gives free memory (host: memory.available_bytes) and the host's measured
  * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones at the
  * profile's devices[].bandwidth_gbps when it is given, else unknown. */
@@ -310,15 +321,15 @@ void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
  * "Fits" means fully in the fast memory: every layer on the GPUs when the
  * machine has one, else in RAM, with the asked context (n_ctx, at most the
  * model's trained context), one sequence. "tok/s" is the middle of the roofline
- * range (drv_fit_plan: CPU 30-60 %, GPU 40-80 % of the bandwidth), or a
+ * range (drv_fit_plan: DRV_FIT_EFF_CPU_* and _GPU_* of the bandwidth), or a
  * measurement when one was made. Where a discrete GPU's bandwidth is unknown,
  * models fully on it pass the speed thresholds and are ordered by bytes read
  * per token (a note says so). */
 
-#define DRV_REC_USEFUL_PARAMS  1000000000ull /* below ~1B a model is a toy for chat */
-#define DRV_REC_MIN_CTX        4096          /* a usable default context (tokens) */
-#define DRV_REC_QUALITY_TPS    5.0           /* below about reading speed, waiting dominates */
-#define DRV_REC_DAILY_TPS      15.0          /* well above reading speed: comfortable all day */
+#define DRV_REC_USEFUL_PARAMS  1000000000ull    /* below ~1B a model is a toy for chat */
+#define DRV_REC_MIN_CTX        4096             /* a usable default context (tokens) */
+#define DRV_REC_QUALITY_TPS    5.0              /* below about reading speed, waiting dominates */
+#define DRV_REC_DAILY_TPS      15.0             /* well above reading speed: comfortable all day */
 #define DRV_REC_DAILY_QUANT    DRV_SYNTH_Q4_K_M /* what Ollama ships by default */
 #define DRV_REC_DAILY_CTX      16384 /* room for long chats and documents: 4 x the minimum */
 #define DRV_REC_MAX_CANDIDATES 160

@@ -83,7 +83,7 @@ run_drover recommend
 expect_rc 0 "recommend on this machine"
 expect_out '^machine +.*[0-9] cores, ' "machine line"
 expect_out '^fast memory +[0-9.]+ GiB RAM \(no GPU\)' "RAM is the fast memory"
-expect_out '^speed +roofline at 30-60 % of the CPU.s [0-9.]+ GB/s' "measured bandwidth"
+expect_out '^speed +roofline at 30-75 % of the CPU.s [0-9.]+ GB/s' "measured bandwidth"
 expect_out '^fastest useful +llama3.2:1b q4_0 ' "fastest useful here"
 expect_out '^ +[0-9.]+ MiB weights; [0-9.]+ GiB of the [0-9.]+ GiB RAM with 4096 ctx, in RAM; ctx up to 131072; ~[0-9.]+-[0-9.]+ tok/s predicted$' \
   "numbers for the pick"
@@ -116,7 +116,7 @@ if node -e '
   if (p.model !== "llama3.2:1b" || p.quantization !== "q4_0") bad.push("pick " + p.model);
   if (p.total_bytes !== fit.total_bytes) bad.push("total " + p.total_bytes + " vs fit " + fit.total_bytes);
   if (Math.abs(p.tok_s.low - fit.generation.tok_s_low) > 1e-3 * fit.generation.tok_s_low) bad.push("tok/s");
-  if (Math.abs(fit.generation.tok_s_high * fit.generation.bytes_per_token / 1e9 - 0.6 * hw.memory.bandwidth_gbps) > 0.01 * hw.memory.bandwidth_gbps) bad.push("roofline");
+  if (Math.abs(fit.generation.tok_s_high * fit.generation.bytes_per_token / 1e9 - 0.75 * hw.memory.bandwidth_gbps) > 0.01 * hw.memory.bandwidth_gbps) bad.push("roofline");
   if (bad.length) { console.error(bad.join(", ")); process.exit(1); }
 ' "$T_TMP/here.json" "$T_TMP/here-rec.json" "$T_TMP/here-fit.json"; then pass; else
   fail "recommend --hw and fit --hw agree with the profile"; fi

@@ -512,7 +512,7 @@ static void fit_8gb_gpu(void **state)
     assert_true(gpu + m->layer_bytes[0] + r->kv_per_token / 80 * 4096 > 8ull << 30);
     /* the CPU part bounds the speed; the GPU's bandwidth is unknown */
     assert_true(r->tg_upper_only);
-    assert_true(r->tg_hi > 0 && r->tg_hi < 50e9 * 0.6 / (30.0 * 1e9));
+    assert_true(r->tg_hi > 0 && r->tg_hi < 50e9 * DRV_FIT_EFF_CPU_HI / (30.0 * 1e9));
     free(m);
     free(hw);
     free(r);
@@ -533,8 +533,8 @@ static void fit_roofline_and_ram(void **state)
     /* 4.6 GiB of weights less the token embeddings, plus 512 MiB of KV at 4096 */
     uint64_t want = m->total_bytes - m->embd_bytes + 512ull * 1024 * 1024;
     assert_true(r->read_per_token + 1024 >= want && r->read_per_token <= want + 1024);
-    assert_float_equal(r->tg_lo, 100e9 * 0.3 / (double)r->read_per_token, 0.01);
-    assert_float_equal(r->tg_hi, 100e9 * 0.6 / (double)r->read_per_token, 0.01);
+    assert_float_equal(r->tg_lo, 100e9 * 0.30 / (double)r->read_per_token, 0.01);
+    assert_float_equal(r->tg_hi, 100e9 * 0.75 / (double)r->read_per_token, 0.01);
     assert_true(r->tg_lo > 5 && r->tg_hi < 15);
 
     /* an integrated GPU reads the host's RAM: the roofline uses its bandwidth */
@@ -775,15 +775,15 @@ static void recommend_cpu_only(void **state)
     assert_false(r->gpu);
     assert_string_equal(r->fast_name, "32.00 GiB RAM");
     check_picks_follow_numbers(r);
-    /* 50 GB/s x 45 % / 15 tok/s = 1.5 GB a token: a 1.5B at q4_k_m */
-    expect_pick(r, DRV_REC_DAILY, "qwen2.5:1.5b", DRV_SYNTH_Q4_K_M);
-    /* the best quality that still makes 5 tok/s: a 7B at q4_0 (~3.4-6.9) */
-    expect_pick(r, DRV_REC_QUALITY, "qwen2.5:7b", DRV_SYNTH_Q4_0);
+    /* 50 GB/s x 52.5 % / 15 tok/s = 1.75 GB a token: a 1.7B at q4_k_m */
+    expect_pick(r, DRV_REC_DAILY, "qwen3:1.7b", DRV_SYNTH_Q4_K_M);
+    /* the best quality that still makes 5 tok/s: an 8B at q4_0 (~3.0-7.5) */
+    expect_pick(r, DRV_REC_QUALITY, "qwen3:8b", DRV_SYNTH_Q4_0);
     /* the next sizes up fit but are too slow: one warning per size, smallest first */
     assert_int_equal(r->n_avoid, 3);
-    assert_string_equal(r->cand[r->avoid[0].cand].model, "llama3.1:8b");
+    assert_string_equal(r->cand[r->avoid[0].cand].model, "mistral-nemo:12b");
     assert_non_null(strstr(r->avoid[0].reason, "is below 5 tok/s"));
-    assert_string_equal(r->cand[r->avoid[1].cand].model, "qwen3:8b");
+    assert_string_equal(r->cand[r->avoid[1].cand].model, "qwen3:14b");
     assert_non_null(strstr(r->avoid[1].reason, "is below 5 tok/s"));
     assert_string_equal(r->cand[r->avoid[2].cand].model, "llama3.1:70b");
     assert_non_null(strstr(r->avoid[2].reason, "does not fit this machine at all"));
