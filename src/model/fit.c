@@ -411,10 +411,13 @@ static void roofline(const struct drv_fit_model *m, struct drv_fit_result *r)
         }
         double bw = d->bw_gbps * 1e9;
         double lo = i == 0 ? EFF_CPU_LO : EFF_LO, hi = i == 0 ? EFF_CPU_HI : EFF_HI;
-        t_lo += bytes_dev[i] / (bw * lo);
-        t_hi += bytes_dev[i] / (bw * hi);
+        /* the CPU also pays a fixed cost per block: it dominates tiny models */
+        double fix_lo = i == 0 ? d->n_layers * DRV_FIT_CPU_BLOCK_S_HI : 0;
+        double fix_hi = i == 0 ? d->n_layers * DRV_FIT_CPU_BLOCK_S_LO : 0;
+        t_lo += bytes_dev[i] / (bw * lo) + fix_lo;
+        t_hi += bytes_dev[i] / (bw * hi) + fix_hi;
         if (i == 0)
-            host_hi = bytes_dev[i] / (bw * hi);
+            host_hi = bytes_dev[i] / (bw * hi) + fix_hi;
     }
     r->tg_lo = r->tg_hi = -1;
     r->tg_upper_only = false;

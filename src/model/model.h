@@ -194,6 +194,12 @@ struct drv_hw; /* probe/probe.h */
 #define DRV_FIT_EFF_CPU_HI 0.75
 #define DRV_FIT_EFF_GPU_LO 0.40
 #define DRV_FIT_EFF_GPU_HI 0.80
+/* Seconds per block and generated token that the CPU spends whatever the bytes
+ * (op dispatch, thread barriers): tiny synthesized models of 2..32 blocks
+ * generated at 200 + ~42 us per block on the busy 2-core VM, stories260K (5
+ * blocks, 1 MB) at 135 us in all when it was quiet. Negligible from ~1B up. */
+#define DRV_FIT_CPU_BLOCK_S_LO 10e-6
+#define DRV_FIT_CPU_BLOCK_S_HI 40e-6
 
 enum drv_fit_kv {
     DRV_FIT_KV_F16,
@@ -296,7 +302,8 @@ struct drv_fit_result {
  *   overhead= 150 MiB host, 250 MiB per GPU used;
  *   units   = block 0 .. n_layer-1, then the output; the last -n_gpu_layers go to
  *             GPUs, filling the first GPU's free memory before the next;
- *   tg      = 1 / sum over devices (bytes read per token there / bandwidth) x
+ *   tg      = 1 / sum over devices (bytes read per token there / (bandwidth x
+ *             efficiency) + on the CPU, blocks x DRV_FIT_CPU_BLOCK_S_*),
  *             efficiency (DRV_FIT_EFF_CPU_*: 0.30-0.75 of the CPU's measured read
  *             bandwidth, DRV_FIT_EFF_GPU_*: 0.4-0.8 of a GPU's).
  * hw gives free memory (host: memory.available_bytes) and the host's measured

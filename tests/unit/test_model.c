@@ -533,8 +533,9 @@ static void fit_roofline_and_ram(void **state)
     /* 4.6 GiB of weights less the token embeddings, plus 512 MiB of KV at 4096 */
     uint64_t want = m->total_bytes - m->embd_bytes + 512ull * 1024 * 1024;
     assert_true(r->read_per_token + 1024 >= want && r->read_per_token <= want + 1024);
-    assert_float_equal(r->tg_lo, 100e9 * 0.30 / (double)r->read_per_token, 0.01);
-    assert_float_equal(r->tg_hi, 100e9 * 0.75 / (double)r->read_per_token, 0.01);
+    double rpt = (double)r->read_per_token;
+    assert_float_equal(r->tg_lo, 1 / (rpt / (100e9 * 0.30) + 32 * 40e-6), 0.001);
+    assert_float_equal(r->tg_hi, 1 / (rpt / (100e9 * 0.75) + 32 * 10e-6), 0.001);
     assert_true(r->tg_lo > 5 && r->tg_hi < 15);
 
     /* an integrated GPU reads the host's RAM: the roofline uses its bandwidth */
