@@ -33,9 +33,12 @@ static void print_table(const struct drv_hw *hw)
     printf("devices (as llama.cpp sees them):\n");
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
-        printf("  %-10s %-5s %s free of %s  %s\n", d->name, d->type,
+        printf("  %-10s %-5s %s free of %s  %s", d->name, d->type,
                drv_fmt_bytes(d->memory_free_bytes, a, sizeof(a)),
                drv_fmt_bytes(d->memory_total_bytes, b, sizeof(b)), d->description);
+        if (d->bandwidth_gbps > 0)
+            printf(" (%.0f GB/s, from the profile)", d->bandwidth_gbps);
+        printf("\n");
     }
     if (hw->n_devices == 0)
         printf("  (none)\n");
