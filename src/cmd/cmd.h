@@ -40,5 +40,6 @@ int drv_cmd_hw(int argc, char **argv);
 int drv_cmd_fit(int argc, char **argv);
 int drv_cmd_nodes(int argc, char **argv);
 int drv_cmd_doctor(int argc, char **argv);
+int drv_cmd_recommend(int argc, char **argv);
 
 #endif

@@ -158,12 +158,26 @@ static void print_table(const struct drv_fit_model *m, const struct drv_fit_resu
     const struct drv_fit_device *h = &r->dev[0];
     if (r->tg_lo > 0 && !r->tg_upper_only) {
         bool on_cpu = h->n_layers > 0 || h->has_output, on_gpu = r->n_gpu_layers > 0;
-        printf("%-12s ~%.1f-%.1f tok/s (roofline, %s of ", "", r->tg_lo, r->tg_hi,
-               on_cpu && on_gpu ? "CPU 30-60 %, GPUs 40-80 %"
-               : on_cpu         ? "30-60 %"
-                                : "40-80 %");
-        if (h->bw_gbps > 0)
-            printf("%.1f GB/s %s", h->bw_gbps, h->bw_measured ? "measured" : "given");
+        char eff_cpu[32], eff_gpu[32];
+        snprintf(eff_cpu, sizeof(eff_cpu), "%.0f-%.0f %%", DRV_FIT_EFF_CPU_LO * 100,
+                 DRV_FIT_EFF_CPU_HI * 100);
+        snprintf(eff_gpu, sizeof(eff_gpu), "%.0f-%.0f %%", DRV_FIT_EFF_GPU_LO * 100,
+                 DRV_FIT_EFF_GPU_HI * 100);
+        printf("%-12s ~%.1f-%.1f tok/s (roofline, ", "", r->tg_lo, r->tg_hi);
+        if (on_cpu && on_gpu)
+            printf("CPU %s, GPUs %s of ", eff_cpu, eff_gpu);
+        else
+            printf("%s of ", on_cpu ? eff_cpu : eff_gpu);
+        const char *sep = "";
+        for (int i = 0; i < r->n_dev; i++) {
+            const struct drv_fit_device *d = &r->dev[i];
+            if (d->bw_gbps <= 0 || (i > 0 && d->n_layers == 0 && !d->has_output) ||
+                (i == 0 && !on_cpu))
+                continue;
+            printf("%s%s%s%.1f GB/s %s", sep, on_gpu ? d->name : "", on_gpu ? " " : "", d->bw_gbps,
+                   d->bw_measured ? "measured" : "given");
+            sep = ", ";
+        }
         printf(")\n");
     } else if (r->tg_upper_only) {
         printf("%-12s at most ~%.1f tok/s (CPU part alone at %.1f GB/s measured; GPU "

@@ -33,9 +33,12 @@ static void print_table(const struct drv_hw *hw)
     printf("devices (as llama.cpp sees them):\n");
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
-        printf("  %-10s %-5s %s free of %s  %s\n", d->name, d->type,
+        printf("  %-10s %-5s %s free of %s  %s", d->name, d->type,
                drv_fmt_bytes(d->memory_free_bytes, a, sizeof(a)),
                drv_fmt_bytes(d->memory_total_bytes, b, sizeof(b)), d->description);
+        if (d->bandwidth_gbps > 0)
+            printf(" (%.0f GB/s, from the profile)", d->bandwidth_gbps);
+        printf("\n");
     }
     if (hw->n_devices == 0)
         printf("  (none)\n");
@@ -67,11 +70,10 @@ static void print_table(const struct drv_hw *hw)
 int drv_cmd_hw(int argc, char **argv)
 {
     const struct drv_cmd *self = drv_cmd_find("hw");
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"quick", no_argument, NULL, 'q'},
-                                         {"check", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},        {"quick", no_argument, NULL, 'q'},
+        {"check", required_argument, NULL, 'c'}, {"hw", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     bool json = false, quick = false;
     const char *check = NULL;
     int c;
@@ -93,7 +95,7 @@ int drv_cmd_hw(int argc, char **argv)
             return 0;
         case '?':
             if (optopt == 'c')
-                return drv_cmd_bad_usage(self, "--check needs a FILE");
+                return drv_cmd_bad_usage(self, "%s needs a FILE", argv[optind - 1]);
             /* fallthrough */
         default:
             return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);

@@ -15,15 +15,11 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Share of the read bandwidth llama.cpp's generation reaches. GPUs: REFERENCE.md
- * §5 measures 38-80 % of theoretical. CPUs: ~30 % of theoretical on EPYC; here
- * llama3.2:1b Q4_0 generated 14.5 tok/s x 856 MB = 36 % of the measured stream
- * read (2-core VM, bench/node-vs-llama-server), so the CPU range is 30-60 % of
- * the *measured* bandwidth. */
-#define EFF_LO     0.4
-#define EFF_HI     0.8
-#define EFF_CPU_LO 0.3
-#define EFF_CPU_HI 0.6
+/* The efficiency ranges are DRV_FIT_EFF_* in model.h. */
+#define EFF_LO     DRV_FIT_EFF_GPU_LO
+#define EFF_HI     DRV_FIT_EFF_GPU_HI
+#define EFF_CPU_LO DRV_FIT_EFF_CPU_LO
+#define EFF_CPU_HI DRV_FIT_EFF_CPU_HI
 
 static const struct {
     const char *name;
@@ -203,6 +199,48 @@ uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_
     return (uint64_t)m->n_layer * kv_per_layer_cell(m, kv);
 }
 
+/* ---- compute buffers ----
+ * llama.cpp reserves a worst-case graph of n_ub tokens and its allocator reuses
+ * memory, so the buffer is the peak of what is alive at once, not a sum. Fitted
+ * to the "compute buffer size" llama.cpp logs (CPU, llama/qwen2/qwen3 shapes from
+ * 7M to 3B parameters, 128..4096 context, 1..4 sequences, f16 and q8_0 KV): the
+ * peak is either inside a block (FFN: gate, up and their product, n_ff each, and
+ * the residual stream; or attention with a wide Q, as qwen3's) plus the KQ mask
+ * (f16, cells of one sequence x n_ub), or at the output (logits, n_vocab per
+ * token). Within a few MiB of llama.cpp's numbers. */
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* llama.cpp pads each sequence's context to a multiple of 256 cells */
+static uint64_t pad_cells(uint32_t n_ctx)
+{
+    return ((uint64_t)n_ctx + 255) / 256 * 256;
+}
+
+/* tokens in the worst-case graph: n_ubatch, but never more than the context */
+static uint64_t ubatch_tokens(const struct drv_fit_params *p)
+{
+    uint64_t ctx = (uint64_t)p->n_ctx * (p->n_parallel ? p->n_parallel : 1);
+    return p->n_ubatch < ctx ? p->n_ubatch : ctx;
+}
+
+static uint64_t compute_layers(const struct drv_fit_model *m, const struct drv_fit_params *p,
+                               uint64_t cells_seq)
+{
+    uint64_t n_ub = ubatch_tokens(p);
+    uint64_t q_dim = (uint64_t)m->head_dim_k * m->n_head;
+    uint64_t ffn = 3ull * m->n_ff + 4ull * m->n_embd, attn = 2ull * m->n_embd + 3 * q_dim;
+    return n_ub * 4 * max_u64(ffn, attn) + cells_seq * n_ub * 2;
+}
+
+static uint64_t compute_output(const struct drv_fit_model *m, const struct drv_fit_params *p)
+{
+    return ubatch_tokens(p) * 4 * ((uint64_t)m->n_vocab + 2ull * m->n_embd);
+}
+
 /* ---- placement ---- */
 
 /* weights a token reads from block i: experts count by n_expert_used / n_expert */
@@ -243,8 +281,11 @@ static void init_devices(const struct drv_hw *hw, struct drv_fit_result *r)
         g->gpu = true;
         g->shares_ram = igpu;
         g->free_bytes = d->memory_free_bytes;
-        /* an integrated GPU reads the same RAM the CPU does */
-        g->bw_gbps = igpu ? hw->memory.bandwidth_gbps : -1;
+        /* an integrated GPU reads the same RAM the CPU does; a discrete one's
+         * bandwidth is what the profile says, if it says */
+        g->bw_gbps = igpu                    ? hw->memory.bandwidth_gbps
+                     : d->bandwidth_gbps > 0 ? d->bandwidth_gbps
+                                             : -1;
         g->bw_measured = igpu && hw->memory.bandwidth_gbps > 0;
     }
 }
@@ -256,11 +297,12 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     r->params = *p;
     init_devices(hw, r);
     uint32_t nl = m->n_layer;
-    uint64_t cells = (uint64_t)p->n_ctx * (p->n_parallel ? p->n_parallel : 1);
+    uint64_t n_seq = p->n_parallel ? p->n_parallel : 1;
+    uint64_t cells_seq = pad_cells(p->n_ctx);
+    uint64_t cells = cells_seq * n_seq;
     uint64_t kvl = kv_per_layer_cell(m, p->kv);
-    uint64_t n_ub = p->n_ubatch < cells ? p->n_ubatch : cells;
-    uint64_t c_layers = n_ub * 4 * ((uint64_t)m->n_embd + 2ull * m->n_ff);
-    uint64_t c_logits = n_ub * 4 * (uint64_t)m->n_vocab;
+    uint64_t c_layers = compute_layers(m, p, cells_seq);
+    uint64_t c_logits = compute_output(m, p);
     r->kv_per_token = kvl * nl;
     r->kv_bytes = r->kv_per_token * cells;
 
@@ -277,8 +319,9 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
             (uint32_t)u == nl ? m->output_bytes + m->tied_bytes : m->layer_bytes[u] + kvl * cells;
         for (;;) {
             struct drv_fit_device *d = &r->dev[g];
-            uint64_t fixed = DRV_FIT_VRAM_OVERHEAD + c_layers +
-                             ((uint32_t)u == nl || d->has_output ? c_logits : 0);
+            uint64_t fixed =
+                DRV_FIT_VRAM_OVERHEAD +
+                ((uint32_t)u == nl || d->has_output ? max_u64(c_layers, c_logits) : c_layers);
             if (fixed + used + bytes <= d->free_bytes || (forced && g == r->n_dev - 1))
                 break;
             if (g == r->n_dev - 1) {
@@ -312,12 +355,16 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     free(holder);
     r->dev[0].weights += m->embd_bytes;
     r->dev[0].overhead = DRV_FIT_RAM_OVERHEAD;
+    /* llama.cpp's output buffer (the logits of one token per sequence) is host memory */
+    r->dev[0].compute = n_seq * 4 * (uint64_t)m->n_vocab;
     bool gpu_ok = true;
     r->total_bytes = 0;
     for (int i = 0; i < r->n_dev; i++) {
         struct drv_fit_device *d = &r->dev[i];
-        if (d->n_layers || d->has_output)
-            d->compute = c_layers + (d->has_output ? c_logits : 0);
+        if (d->has_output)
+            d->compute += d->n_layers ? max_u64(c_layers, c_logits) : c_logits;
+        else if (d->n_layers)
+            d->compute += c_layers;
         if (i > 0 && (d->n_layers || d->has_output))
             d->overhead = DRV_FIT_VRAM_OVERHEAD;
         if (i > 0 && dev_total(d) > d->free_bytes)
@@ -364,10 +411,13 @@ static void roofline(const struct drv_fit_model *m, struct drv_fit_result *r)
         }
         double bw = d->bw_gbps * 1e9;
         double lo = i == 0 ? EFF_CPU_LO : EFF_LO, hi = i == 0 ? EFF_CPU_HI : EFF_HI;
-        t_lo += bytes_dev[i] / (bw * lo);
-        t_hi += bytes_dev[i] / (bw * hi);
+        /* the CPU also pays a fixed cost per block: it dominates tiny models */
+        double fix_lo = i == 0 ? d->n_layers * DRV_FIT_CPU_BLOCK_S_HI : 0;
+        double fix_hi = i == 0 ? d->n_layers * DRV_FIT_CPU_BLOCK_S_LO : 0;
+        t_lo += bytes_dev[i] / (bw * lo) + fix_lo;
+        t_hi += bytes_dev[i] / (bw * hi) + fix_hi;
         if (i == 0)
-            host_hi = bytes_dev[i] / (bw * hi);
+            host_hi = bytes_dev[i] / (bw * hi) + fix_hi;
     }
     r->tg_lo = r->tg_hi = -1;
     r->tg_upper_only = false;

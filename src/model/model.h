@@ -184,6 +184,22 @@ struct drv_hw; /* probe/probe.h */
 #define DRV_FIT_MIB           (1024ull * 1024ull)
 #define DRV_FIT_RAM_OVERHEAD  (150 * DRV_FIT_MIB) /* fixed host overhead (gguf-parser's) */
 #define DRV_FIT_VRAM_OVERHEAD (250 * DRV_FIT_MIB) /* fixed per GPU used (gguf-parser's) */
+/* Share of the read bandwidth llama.cpp's generation reaches. GPUs: REFERENCE.md
+ * §5 measures 38-80 % of theoretical. CPUs: ~30 % of theoretical on EPYC; of the
+ * bandwidth drover measures, bench/fit-accuracy.mjs saw 32-40 % (f32 tiny model,
+ * llama3.2:1b q4_0), 54-60 % (qwen2.5:3b q4_k_m) and 61-67 % (llama3.2:1b q8_0)
+ * on a 2-core VM: with few cores, dequantizing is part of the cost and differs by
+ * type, which bytes alone do not see. */
+#define DRV_FIT_EFF_CPU_LO 0.30
+#define DRV_FIT_EFF_CPU_HI 0.75
+#define DRV_FIT_EFF_GPU_LO 0.40
+#define DRV_FIT_EFF_GPU_HI 0.80
+/* Seconds per block and generated token that the CPU spends whatever the bytes
+ * (op dispatch, thread barriers): tiny synthesized models of 2..32 blocks
+ * generated at 200 + ~42 us per block on the busy 2-core VM, stories260K (5
+ * blocks, 1 MB) at 135 us in all when it was quiet. Negligible from ~1B up. */
+#define DRV_FIT_CPU_BLOCK_S_LO 10e-6
+#define DRV_FIT_CPU_BLOCK_S_HI 40e-6
 
 enum drv_fit_kv {
     DRV_FIT_KV_F16,
@@ -273,20 +289,127 @@ struct drv_fit_result {
 
 /* Places the model on hw's devices and predicts speed. Formulas:
  *   KV      = n_layer x cells x (row(type_k, head_dim_k x n_head_kv)
- *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx x n_parallel,
- *             each layer's cache on the device that holds the layer;
- *   compute = n_ub x 4 x (n_embd + 2 n_ff)        on every device with layers,
- *             + n_ub x 4 x n_vocab (logits)       on the device with the output,
- *             n_ub = min(n_ubatch, cells) (flash attention: no n_ctx x n_ub scores);
+ *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx padded to a
+ *             multiple of 256 (as llama.cpp does) x n_parallel, each layer's cache
+ *             on the device that holds the layer;
+ *   compute = the peak of llama.cpp's worst-case graph of n_ub = min(n_ubatch,
+ *             n_ctx x n_parallel) tokens (flash attention: no n_ctx x n_ub scores):
+ *             block  = n_ub x 4 x max(3 n_ff + 4 n_embd, 2 n_embd + 3 n_head x
+ *                      head_dim) + KQ mask (padded n_ctx x n_ub x 2),
+ *             output = n_ub x 4 x (n_vocab + 2 n_embd);
+ *             a device with blocks reserves `block`, the one with the output
+ *             max(block, output); the host adds n_parallel x 4 x n_vocab (logits);
  *   overhead= 150 MiB host, 250 MiB per GPU used;
  *   units   = block 0 .. n_layer-1, then the output; the last -n_gpu_layers go to
  *             GPUs, filling the first GPU's free memory before the next;
- *   tg      = 1 / sum over devices (bytes read per token there / bandwidth) x
- *             efficiency (CPU 0.4-0.8 of measured read bandwidth, GPU 0.4-0.8).
+ *   tg      = 1 / sum over devices (bytes read per token there / (bandwidth x
+ *             efficiency) + on the CPU, blocks x DRV_FIT_CPU_BLOCK_S_*),
+ *             efficiency (DRV_FIT_EFF_CPU_*: 0.30-0.75 of the CPU's measured read
+ *             bandwidth, DRV_FIT_EFF_GPU_*: 0.4-0.8 of a GPU's).
  * hw gives free memory (host: memory.available_bytes) and the host's measured
- * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones are
- * unknown. */
+ * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones at the
+ * profile's devices[].bandwidth_gbps when it is given, else unknown. */
 void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
                   const struct drv_fit_params *p, struct drv_fit_result *out);
+
+/* ---- recommend: which catalog models to run on a machine (recommend.c) -------
+ * Every catalog model at every quantization synth writes is planned with
+ * drv_fit_plan on the machine; then three roles are filled from the numbers:
+ *
+ *   fastest useful   the highest tok/s among models of at least
+ *                    DRV_REC_USEFUL_PARAMS that fit;
+ *   best quality     the most parameters (then the best quantization) among
+ *                    models that fit and generate at least DRV_REC_QUALITY_TPS;
+ *   daily driver     the most parameters at DRV_REC_DAILY_QUANT among models
+ *                    that fit with DRV_REC_DAILY_CTX tokens of context and
+ *                    generate at least DRV_REC_DAILY_TPS (none: the fastest model
+ *                    at that quantization that fits).
+ *
+ * "Fits" means fully in the fast memory: every layer on the GPUs when the
+ * machine has one, else in RAM, with the asked context (n_ctx, at most the
+ * model's trained context), one sequence. "tok/s" is the middle of the roofline
+ * range (drv_fit_plan: DRV_FIT_EFF_CPU_* and _GPU_* of the bandwidth), or a
+ * measurement when one was made. Where a discrete GPU's bandwidth is unknown,
+ * models fully on it pass the speed thresholds and are ordered by bytes read
+ * per token (a note says so). */
+
+#define DRV_REC_USEFUL_PARAMS  1000000000ull    /* below ~1B a model is a toy for chat */
+#define DRV_REC_MIN_CTX        4096             /* a usable default context (tokens) */
+#define DRV_REC_QUALITY_TPS    5.0              /* below about reading speed, waiting dominates */
+#define DRV_REC_DAILY_TPS      15.0             /* well above reading speed: comfortable all day */
+#define DRV_REC_DAILY_QUANT    DRV_SYNTH_Q4_K_M /* what Ollama ships by default */
+#define DRV_REC_DAILY_CTX      16384 /* room for long chats and documents: 4 x the minimum */
+#define DRV_REC_MAX_CANDIDATES 160
+#define DRV_REC_MAX_AVOID      5
+#define DRV_REC_MAX_NOTES      6
+
+enum drv_rec_role {
+    DRV_REC_FASTEST,
+    DRV_REC_QUALITY,
+    DRV_REC_DAILY,
+    DRV_REC_N_ROLES,
+};
+/* "fastest useful", "best quality", "daily driver" (or the JSON keys
+ * "fastest_useful", "best_quality", "daily_driver" when json). */
+const char *drv_recommend_role_name(enum drv_rec_role role, bool json);
+
+struct drv_rec_candidate {
+    char model[64]; /* catalog name */
+    enum drv_synth_quant quant;
+    uint64_t params;         /* weight elements */
+    uint64_t weights_bytes;  /* the GGUF's tensor bytes */
+    uint64_t total_bytes;    /* every device, at the asked context */
+    uint64_t fast_used;      /* of that, in the fast memory (GPUs, or RAM) */
+    uint64_t read_per_token; /* bytes a generated token reads */
+    enum drv_fit_verdict verdict;
+    bool fits;                 /* fully in the fast memory at the asked context */
+    uint32_t n_ctx;            /* the context it was planned with */
+    uint32_t max_ctx;          /* largest context that still fits fully (0: none) */
+    uint32_t n_ctx_train;      /* the model's own limit */
+    int n_gpu_layers, n_units; /* units on GPUs, of n_layer + 1 */
+    double tg_lo, tg_hi;       /* predicted tok/s; < 0 unknown */
+    bool tg_upper_only;        /* tg_hi bounds the CPU part only */
+    double tg_measured;        /* > 0: measured (drv_engine_bench_local) */
+    double pp_measured;        /* > 0: measured prompt tok/s */
+    bool measure_failed;       /* a measurement was tried and failed */
+};
+
+struct drv_rec_avoid {
+    int cand; /* index into candidates */
+    char reason[384];
+};
+
+struct drv_rec_params {
+    uint32_t n_ctx;     /* context the picks must allow; default DRV_REC_MIN_CTX */
+    enum drv_fit_kv kv; /* KV cache type; default f16 */
+};
+struct drv_rec_params drv_recommend_default_params(void);
+
+struct drv_rec_result {
+    struct drv_rec_params params;
+    bool gpu;            /* the fast memory is a GPU's */
+    uint64_t fast_bytes; /* free bytes of the fast memory (GPUs together, or RAM) */
+    char fast_name[64];  /* "8.00 GiB VRAM", "23.13 GiB RAM", ... */
+    double host_bw_gbps; /* < 0 not measured */
+    struct drv_rec_candidate cand[DRV_REC_MAX_CANDIDATES];
+    int n_cand;
+    int pick[DRV_REC_N_ROLES]; /* index into cand, -1: none */
+    char why[DRV_REC_N_ROLES][384];
+    struct drv_rec_avoid avoid[DRV_REC_MAX_AVOID];
+    int n_avoid;
+    char notes[DRV_REC_MAX_NOTES][256];
+    int n_notes;
+};
+
+/* Plans every candidate on hw and fills out (a large value: allocate it).
+ * DRV_EINVAL for a context of 0. */
+int drv_recommend_run(const struct drv_hw *hw, const struct drv_rec_params *p,
+                      struct drv_rec_result *out, struct drv_err *err);
+/* Fills the roles, their reasons and the avoid list from out's candidates again,
+ * using tg_measured where it is set: call after adding measurements. */
+void drv_recommend_pick(struct drv_rec_result *r);
+/* tok/s a candidate is judged by: measured, else the middle of the predicted
+ * range; < 0 unknown. */
+double drv_recommend_tps(const struct drv_rec_candidate *c);
 
 #endif

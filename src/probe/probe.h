@@ -32,7 +32,10 @@
  *     "devices": [                     ggml backend devices, as llama.cpp sees them
  *       {"name": "Vulkan0", "description": "AMD Radeon 780M",
  *        "type": "cpu" | "gpu" | "igpu" | "accel",
- *        "memory_total_bytes": ..., "memory_free_bytes": ...}
+ *        "memory_total_bytes": ..., "memory_free_bytes": ...,
+ *        "bandwidth_gbps": 448.0}      optional: the device memory's read bandwidth,
+ *                                      GB/s (spec sheet or measured); null or absent
+ *                                      = unknown (the probe does not measure GPUs)
  *     ],
  *     "amd": [                         AMD GPUs from sysfs (optional on load)
  *       {"card": "card0", "gfx_target": "gfx1103" (or "" when KFD does not say),
@@ -89,6 +92,7 @@ struct drv_hw_device {
     char type[8]; /* "cpu", "gpu", "igpu", "accel" */
     uint64_t memory_total_bytes;
     uint64_t memory_free_bytes;
+    double bandwidth_gbps; /* GB/s, from the profile; 0 = unknown */
 };
 
 struct drv_hw_amd {

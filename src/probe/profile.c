@@ -42,10 +42,12 @@ char *drv_probe_profile_dump(const struct drv_hw *hw)
     json_t *devs = json_array();
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
-        json_array_append_new(devs, json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", d->name,
-                                              "description", d->description, "type", d->type,
-                                              "memory_total_bytes", u64(d->memory_total_bytes),
-                                              "memory_free_bytes", u64(d->memory_free_bytes)));
+        json_array_append_new(
+            devs, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "name", d->name, "description",
+                            d->description, "type", d->type, "memory_total_bytes",
+                            u64(d->memory_total_bytes), "memory_free_bytes",
+                            u64(d->memory_free_bytes), "bandwidth_gbps",
+                            d->bandwidth_gbps > 0 ? json_real(d->bandwidth_gbps) : json_null()));
     }
     json_object_set_new(o, "devices", devs);
 
@@ -215,6 +217,15 @@ static int parse_device(json_t *o, const char *p, struct drv_hw_device *d, struc
     if (strcmp(d->type, "cpu") && strcmp(d->type, "gpu") && strcmp(d->type, "igpu") &&
         strcmp(d->type, "accel"))
         return drv_err_set(err, DRV_EINVAL, "%stype: must be cpu, gpu, igpu or accel", p);
+    /* optional: older profiles and the probe itself do not know it */
+    json_t *bw = json_object_get(o, "bandwidth_gbps");
+    d->bandwidth_gbps = 0;
+    if (bw && !json_is_null(bw)) {
+        if (!json_is_number(bw) || !(json_number_value(bw) > 0) || json_number_value(bw) >= 1e6)
+            return drv_err_set(err, DRV_EINVAL, "%sbandwidth_gbps: must be a number > 0 or null",
+                               p);
+        d->bandwidth_gbps = json_number_value(bw);
+    }
     return 0;
 }
 

@@ -24,7 +24,7 @@ expect_rc 0 "fit stories260K on this machine"
 expect_out '^kv cache +640 B per token \(f16\), 4096 ctx x 1 seq' "stories KV per token"
 expect_out '^CPU +5 +yes ' "all 5 blocks and the output on the CPU row"
 expect_out '^fits +yes' "stories fits"
-expect_out 'tok/s \(roofline, 30-60 % of [0-9.]+ GB/s measured\)' "roofline from a measured bandwidth"
+expect_out 'tok/s \(roofline, 30-75 % of [0-9.]+ GB/s measured\)' "roofline from a measured bandwidth"
 
 run_drover fit llama3.2:1b-q4_0 --hw "$T_TMP/hw.json"
 expect_rc 0 "fit llama3.2:1b-q4_0 --hw"
@@ -36,7 +36,7 @@ expect_out '^fits +yes: all 17/17 layers on GPU' "fits fully"
 run_drover fit llama3.2:1b-q4_0 --hw "$T_TMP/cpu.json" --ctx 2048
 expect_rc 0 "fit on the CPU-only profile"
 [ "$(printf '%s\n' "$OUT" | grep -c '^CUDA0')" -eq 0 ] && pass || fail "no GPU row: $OUT"
-expect_out '~[0-9.]+-[0-9.]+ tok/s \(roofline, 30-60 % of 40.0 GB/s measured\)' "CPU roofline"
+expect_out '~[0-9.]+-[0-9.]+ tok/s \(roofline, 30-75 % of 40.0 GB/s measured\)' "CPU roofline"
 
 run_drover fit qwen2.5:14b-q8_0 --hw "$T_TMP/hw.json"
 expect_rc 0 "fit 14b q8_0"

@@ -512,7 +512,7 @@ static void fit_8gb_gpu(void **state)
     assert_true(gpu + m->layer_bytes[0] + r->kv_per_token / 80 * 4096 > 8ull << 30);
     /* the CPU part bounds the speed; the GPU's bandwidth is unknown */
     assert_true(r->tg_upper_only);
-    assert_true(r->tg_hi > 0 && r->tg_hi < 50e9 * 0.6 / (30.0 * 1e9));
+    assert_true(r->tg_hi > 0 && r->tg_hi < 50e9 * DRV_FIT_EFF_CPU_HI / (30.0 * 1e9));
     free(m);
     free(hw);
     free(r);
@@ -533,8 +533,9 @@ static void fit_roofline_and_ram(void **state)
     /* 4.6 GiB of weights less the token embeddings, plus 512 MiB of KV at 4096 */
     uint64_t want = m->total_bytes - m->embd_bytes + 512ull * 1024 * 1024;
     assert_true(r->read_per_token + 1024 >= want && r->read_per_token <= want + 1024);
-    assert_float_equal(r->tg_lo, 100e9 * 0.3 / (double)r->read_per_token, 0.01);
-    assert_float_equal(r->tg_hi, 100e9 * 0.6 / (double)r->read_per_token, 0.01);
+    double rpt = (double)r->read_per_token;
+    assert_float_equal(r->tg_lo, 1 / (rpt / (100e9 * 0.30) + 32 * 40e-6), 0.001);
+    assert_float_equal(r->tg_hi, 1 / (rpt / (100e9 * 0.75) + 32 * 10e-6), 0.001);
     assert_true(r->tg_lo > 5 && r->tg_hi < 15);
 
     /* an integrated GPU reads the host's RAM: the roofline uses its bandwidth */
@@ -561,6 +562,295 @@ static void fit_roofline_and_ram(void **state)
     free(r);
 }
 
+/* A fit model of an explicit SHAPE at quant q, as synth would write it. */
+static struct drv_fit_model *fit_shape(const char *spec, enum drv_synth_quant q)
+{
+    struct drv_fit_model *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    struct drv_synth_params sp = drv_synth_default_params();
+    assert_int_equal(drv_shape_parse(spec, &sp.shape, NULL), 0);
+    sp.quant = q;
+    m->n_layer = sp.shape.n_layer;
+    m->n_embd = sp.shape.n_embd;
+    m->n_head = sp.shape.n_head;
+    m->n_head_kv = sp.shape.n_head_kv;
+    m->head_dim_k = m->head_dim_v = sp.shape.head_dim;
+    m->n_ff = sp.shape.n_ff;
+    m->n_vocab = sp.shape.n_vocab;
+    m->n_ctx_train = sp.shape.n_ctx_train;
+    struct drv_tensor_size *t;
+    int n;
+    assert_int_equal(drv_synth_tensor_list(&sp, &t, &n, NULL), 0);
+    assert_int_equal(drv_fit_model_from_tensors(t, n, m, NULL), 0);
+    free(t);
+    return m;
+}
+
+/* The compute and KV buffers against what llama.cpp (the release drover links)
+ * logged for the same shapes on this machine's CPU backend (MiB, "CPU compute
+ * buffer size" + "CPU output buffer size", "CPU KV buffer size"). */
+static void fit_buffers_match_llama_cpp(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *shape; /* NULL: llama3.2:1b-q4_0 */
+        uint32_t ctx, par;
+        double kv_mib, compute_mib;
+    } cases[] = {
+        {NULL, 512, 1, 16.00, 258.50 + 0.49},
+        {NULL, 4096, 1, 128.00, 258.50 + 0.49},
+        /* small vocab: the peak is inside a block, plus the KQ mask */
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 512, 1, 0.50, 13.51},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 4096, 1, 4.00, 17.01},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 300, 1, 0.50, 7.92},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 1100, 3, 3.75, 14.30},
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=1024", 100, 2, 0.50, 5.19},
+        {"llama:layers=2,embd=2048,heads=16,kv_heads=4,ff=8192,vocab=1024", 4096, 1, 16.00, 68.01},
+        /* qwen3's wide Q (16 x 128 > embd 512) */
+        {"qwen3:layers=2,embd=512,heads=16,kv_heads=8,head_dim=128,ff=1536,vocab=1024", 512, 1,
+         4.00, 14.51},
+        /* big vocab: the logits are the peak, the mask is freed by then */
+        {"llama:layers=2,embd=512,heads=8,kv_heads=2,ff=1536,vocab=32000", 4096, 1, 4.00,
+         64.50 + 0.12},
+    };
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct drv_fit_model *m = cases[i].shape ? fit_shape(cases[i].shape, DRV_SYNTH_F16)
+                                                 : fit_load("llama3.2:1b-q4_0");
+        struct drv_fit_params p = drv_fit_default_params();
+        p.n_ctx = cases[i].ctx;
+        p.n_parallel = cases[i].par;
+        drv_fit_plan(m, hw, &p, r);
+        double kv = (double)r->dev[0].kv / DRV_FIT_MIB, c = (double)r->dev[0].compute / DRV_FIT_MIB;
+        if (kv != cases[i].kv_mib)
+            fail_msg("case %zu: KV %.2f MiB, llama.cpp %.2f", i, kv, cases[i].kv_mib);
+        if (c < cases[i].compute_mib * 0.97 || c > cases[i].compute_mib * 1.03)
+            fail_msg("case %zu: compute %.2f MiB, llama.cpp %.2f", i, c, cases[i].compute_mib);
+        free(m);
+    }
+    free(hw);
+    free(r);
+}
+
+/* ---- recommend ---- */
+
+/* An 8 GB laptop: 16 GiB RAM at 40 GB/s, an RTX 3070 Laptop (448 GB/s). */
+static void laptop_hw(struct drv_hw *hw, bool gpu_bw)
+{
+    fake_hw(hw, 8ull << 30, "gpu");
+    hw->memory.total_bytes = hw->memory.available_bytes = 16ull << 30;
+    hw->memory.bandwidth_gbps = 40;
+    hw->devices[1].bandwidth_gbps = gpu_bw ? 448 : 0;
+}
+
+static struct drv_rec_result *recommend_on(const struct drv_hw *hw)
+{
+    struct drv_rec_result *r = malloc(sizeof(*r));
+    assert_non_null(r);
+    struct drv_err err;
+    drv_err_init(&err);
+    struct drv_rec_params p = drv_recommend_default_params();
+    if (drv_recommend_run(hw, &p, r, &err) != 0)
+        fail_msg("recommend: %s", err.msg);
+    return r;
+}
+
+static const struct drv_rec_candidate *pick(const struct drv_rec_result *r, enum drv_rec_role k)
+{
+    assert_true(r->pick[k] >= 0 && r->pick[k] < r->n_cand);
+    return &r->cand[r->pick[k]];
+}
+
+static void expect_pick(const struct drv_rec_result *r, enum drv_rec_role k, const char *model,
+                        enum drv_synth_quant q)
+{
+    const struct drv_rec_candidate *c = pick(r, k);
+    if (strcmp(c->model, model) != 0 || c->quant != q)
+        fail_msg("%s: %s %s, want %s %s", drv_recommend_role_name(k, false), c->model,
+                 drv_synth_quant_name(c->quant), model, drv_synth_quant_name(q));
+}
+
+static const struct drv_rec_avoid *find_avoid(const struct drv_rec_result *r, const char *model)
+{
+    for (int i = 0; i < r->n_avoid; i++)
+        if (strcmp(r->cand[r->avoid[i].cand].model, model) == 0)
+            return &r->avoid[i];
+    return NULL;
+}
+
+/* Whatever the names, the picks must be what the numbers say. */
+static void check_picks_follow_numbers(const struct drv_rec_result *r)
+{
+    for (int k = 0; k < DRV_REC_N_ROLES; k++) {
+        if (r->pick[k] < 0)
+            continue;
+        const struct drv_rec_candidate *p = &r->cand[r->pick[k]];
+        assert_true(p->fits);
+        assert_true(p->params >= DRV_REC_USEFUL_PARAMS);
+        assert_true(p->max_ctx >= r->params.n_ctx);
+        if (r->gpu)
+            assert_true(p->fast_used <= r->fast_bytes);
+    }
+    const struct drv_rec_candidate *fast = pick(r, DRV_REC_FASTEST);
+    const struct drv_rec_candidate *qual = pick(r, DRV_REC_QUALITY);
+    const struct drv_rec_candidate *daily = pick(r, DRV_REC_DAILY);
+    assert_true(drv_recommend_tps(qual) >= DRV_REC_QUALITY_TPS);
+    assert_int_equal(daily->quant, DRV_REC_DAILY_QUANT);
+    for (int i = 0; i < r->n_cand; i++) {
+        const struct drv_rec_candidate *c = &r->cand[i];
+        if (!c->fits || c->params < DRV_REC_USEFUL_PARAMS || c->n_ctx < r->params.n_ctx)
+            continue;
+        double s = drv_recommend_tps(c);
+        if (s > drv_recommend_tps(fast))
+            fail_msg("%s %s is faster than the fastest pick", c->model,
+                     drv_synth_quant_name(c->quant));
+        if (c->params > qual->params && s >= DRV_REC_QUALITY_TPS)
+            fail_msg("%s %s is bigger than the best-quality pick and fast enough", c->model,
+                     drv_synth_quant_name(c->quant));
+        if (c->quant == DRV_REC_DAILY_QUANT && c->params > daily->params &&
+            s >= DRV_REC_DAILY_TPS && c->max_ctx >= DRV_REC_DAILY_CTX)
+            fail_msg("%s is a bigger daily driver", c->model);
+    }
+    for (int i = 0; i < r->n_avoid; i++) {
+        const struct drv_rec_candidate *c = &r->cand[r->avoid[i].cand];
+        assert_true(!c->fits || drv_recommend_tps(c) < DRV_REC_QUALITY_TPS);
+        for (int k = 0; k < DRV_REC_N_ROLES; k++)
+            assert_string_not_equal(c->model, r->cand[r->pick[k]].model);
+    }
+}
+
+static void recommend_8gb_laptop(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    laptop_hw(hw, true);
+    struct drv_rec_result *r = recommend_on(hw);
+    assert_true(r->gpu);
+    assert_int_equal(r->fast_bytes, 8ull << 30);
+    assert_string_equal(r->fast_name, "8.00 GiB VRAM");
+    check_picks_follow_numbers(r);
+    /* the fewest bytes per token of the >= 1B models */
+    expect_pick(r, DRV_REC_FASTEST, "llama3.2:1b", DRV_SYNTH_Q4_0);
+    /* 12B at q4_k_m just fits with 4096 tokens; 14B at q4_0 does not */
+    expect_pick(r, DRV_REC_QUALITY, "mistral-nemo:12b", DRV_SYNTH_Q4_K_M);
+    assert_int_equal(pick(r, DRV_REC_QUALITY)->max_ctx, 4096);
+    /* an 8B at q4_k_m leaves room for 16K tokens and generates ~34-68 tok/s */
+    expect_pick(r, DRV_REC_DAILY, "qwen3:8b", DRV_SYNTH_Q4_K_M);
+    assert_true(pick(r, DRV_REC_DAILY)->max_ctx >= DRV_REC_DAILY_CTX);
+    assert_true(drv_recommend_tps(pick(r, DRV_REC_DAILY)) > 30);
+
+    /* the 14Bs spill onto the CPU; 70B does not fit at all */
+    const struct drv_rec_avoid *a = find_avoid(r, "qwen3:14b");
+    assert_non_null(a);
+    assert_int_equal(r->cand[a->cand].verdict, DRV_FIT_PARTIAL);
+    assert_non_null(strstr(a->reason, "does not fit 8.00 GiB VRAM"));
+    assert_non_null(strstr(a->reason, "layers on the GPU, the rest on the CPU -> ~"));
+    a = find_avoid(r, "llama3.1:70b");
+    assert_non_null(a);
+    assert_non_null(strstr(a->reason, "does not fit this machine at all"));
+    assert_null(find_avoid(r, "qwen2.5:0.5b"));
+    assert_int_equal(r->n_notes, 0);
+    free(r);
+
+    /* without the GPU's bandwidth: no invented tok/s, a note, the same sizes */
+    laptop_hw(hw, false);
+    r = recommend_on(hw);
+    assert_int_equal(r->n_notes, 1);
+    assert_non_null(strstr(r->notes[0], "bandwidth_gbps"));
+    assert_true(pick(r, DRV_REC_QUALITY)->tg_lo < 0);
+    expect_pick(r, DRV_REC_FASTEST, "llama3.2:1b", DRV_SYNTH_Q4_0);
+    expect_pick(r, DRV_REC_QUALITY, "mistral-nemo:12b", DRV_SYNTH_Q4_K_M);
+    assert_non_null(strstr(r->why[DRV_REC_QUALITY], "assumed"));
+    free(r);
+    free(hw);
+}
+
+static void recommend_cpu_only(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    fake_hw(hw, 0, NULL); /* 32 GiB RAM at 50 GB/s */
+    struct drv_rec_result *r = recommend_on(hw);
+    assert_false(r->gpu);
+    assert_string_equal(r->fast_name, "32.00 GiB RAM");
+    check_picks_follow_numbers(r);
+    /* 50 GB/s x 52.5 % / 15 tok/s = 1.75 GB a token: a 1.7B at q4_k_m */
+    expect_pick(r, DRV_REC_DAILY, "qwen3:1.7b", DRV_SYNTH_Q4_K_M);
+    /* the best quality that still makes 5 tok/s: an 8B at q4_0 (~3.0-7.5) */
+    expect_pick(r, DRV_REC_QUALITY, "qwen3:8b", DRV_SYNTH_Q4_0);
+    /* the next sizes up fit but are too slow: one warning per size, smallest first */
+    assert_int_equal(r->n_avoid, 3);
+    assert_string_equal(r->cand[r->avoid[0].cand].model, "mistral-nemo:12b");
+    assert_non_null(strstr(r->avoid[0].reason, "is below 5 tok/s"));
+    assert_string_equal(r->cand[r->avoid[1].cand].model, "qwen3:14b");
+    assert_non_null(strstr(r->avoid[1].reason, "is below 5 tok/s"));
+    assert_string_equal(r->cand[r->avoid[2].cand].model, "llama3.1:70b");
+    assert_non_null(strstr(r->avoid[2].reason, "does not fit this machine at all"));
+
+    /* a measurement replaces the prediction and can move a pick */
+    int was = r->pick[DRV_REC_FASTEST];
+    r->cand[was].tg_measured = 1.0;
+    drv_recommend_pick(r);
+    assert_int_not_equal(r->pick[DRV_REC_FASTEST], was);
+    assert_non_null(strstr(r->why[DRV_REC_FASTEST], "(predicted)"));
+    r->cand[r->pick[DRV_REC_FASTEST]].tg_measured = 1000;
+    drv_recommend_pick(r);
+    assert_non_null(strstr(r->why[DRV_REC_FASTEST], "(measured)"));
+    assert_float_equal(drv_recommend_tps(pick(r, DRV_REC_FASTEST)), 1000, 1e-9);
+    free(r);
+
+    /* 1 GiB of RAM at 5 GB/s: nothing useful fits; no pick, every why says so */
+    fake_hw(hw, 0, NULL);
+    hw->memory.available_bytes = 1ull << 30;
+    hw->memory.bandwidth_gbps = 5;
+    r = recommend_on(hw);
+    for (int k = 0; k < DRV_REC_N_ROLES; k++) {
+        assert_int_equal(r->pick[k], -1);
+        assert_non_null(strstr(r->why[k], "no "));
+    }
+    free(r);
+
+    struct drv_rec_params p = drv_recommend_default_params();
+    p.n_ctx = 0;
+    struct drv_err err;
+    drv_err_init(&err);
+    r = malloc(sizeof(*r));
+    assert_int_equal(drv_recommend_run(hw, &p, r, &err), DRV_EINVAL);
+    free(r);
+    free(hw);
+}
+
+/* A profile written by `hw --json` and read back gives the same answer. */
+static void recommend_profile_round_trip(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw)), *back = malloc(sizeof(*back));
+    laptop_hw(hw, true);
+    hw->cpu.sockets = hw->cpu.cores = hw->cpu.threads = 8;
+    char *json = drv_probe_profile_dump(hw);
+    assert_non_null(json);
+    struct drv_err err;
+    drv_err_init(&err);
+    if (drv_probe_profile_parse(json, strlen(json), back, &err) != 0)
+        fail_msg("%s: %s", err.msg, json);
+    free(json);
+    struct drv_rec_result *a = recommend_on(hw), *b = recommend_on(back);
+    assert_int_equal(a->n_cand, b->n_cand);
+    for (int k = 0; k < DRV_REC_N_ROLES; k++) {
+        assert_int_equal(a->pick[k], b->pick[k]);
+        assert_string_equal(a->why[k], b->why[k]);
+    }
+    assert_int_equal(a->n_avoid, b->n_avoid);
+    for (int i = 0; i < a->n_avoid; i++)
+        assert_string_equal(a->avoid[i].reason, b->avoid[i].reason);
+    free(a);
+    free(b);
+    free(hw);
+    free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +871,10 @@ int main(void)
         cmocka_unit_test(fit_catalog_names),
         cmocka_unit_test(fit_8gb_gpu),
         cmocka_unit_test(fit_roofline_and_ram),
+        cmocka_unit_test(fit_buffers_match_llama_cpp),
+        cmocka_unit_test(recommend_8gb_laptop),
+        cmocka_unit_test(recommend_cpu_only),
+        cmocka_unit_test(recommend_profile_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

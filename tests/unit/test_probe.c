@@ -219,8 +219,10 @@ static void profile_round_trip(void **state)
     fill_sample(&a);
     struct drv_err err;
     for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1)
-            a.memory.bandwidth_gbps = -1; /* not measured: null and back */
+        if (pass == 1) {
+            a.memory.bandwidth_gbps = -1;     /* not measured: null and back */
+            a.devices[0].bandwidth_gbps = 90; /* given by hand */
+        }
         char *s = drv_probe_profile_dump(&a);
         assert_non_null(s);
         drv_err_init(&err);
@@ -267,6 +269,8 @@ static void profile_errors_name_the_field(void **state)
     expect_error("\"name\": \"CPU\",", "", "devices[1].name: missing");
     expect_error("\"bandwidth_gbps\": 61.337", "\"bandwidth_gbps\": -3", "memory.bandwidth_gbps");
     expect_error("\"total_bytes\": 57982058496,", "", "memory.total_bytes: missing");
+    expect_error("\"bandwidth_gbps\": null", "\"bandwidth_gbps\": \"fast\"",
+                 "devices[0].bandwidth_gbps: must be a number > 0 or null");
     expect_error("\"apu\": true", "\"apu\": 1", "amd[0].apu: must be true or false");
     expect_error("\"compute_cap\": \"8.6\"", "\"compute_cap\": null",
                  "nvidia[0].compute_cap: must be a string");
