@@ -131,10 +131,11 @@ async function main() {
       "--no-ollama-store", "--threads", String(nodeThreads)], "node");
     const gwConf = path.join(dir, "gateway.conf");
     fs.writeFileSync(gwConf, `[fleet]\nlocal = no\nmax_queue = 256\n[node n1]\nurl = ${url(port.direct)}\nkind = drover\nmax_concurrent = 64\n`);
-    const gw = start(procs, drover, ["serve", "--host", "127.0.0.1", "--port", String(port.drover), "--config", gwConf], "gateway");
     const ngx = startNginx(procs, nginx, dir, port.nginx, port.direct);
     const nul = start(procs, process.execPath, [new URL(import.meta.url).pathname, "--null-server", String(port.null)], "null server");
     await waitUp(url(port.direct));
+    // the gateway learns the node's models from its first poll: start it once the node answers
+    const gw = start(procs, drover, ["serve", "--host", "127.0.0.1", "--port", String(port.drover), "--config", gwConf], "gateway");
     await waitUpAny(url(port.nginx));
     await waitUpAny(url(port.null));
 
