@@ -194,9 +194,38 @@ static uint64_t kv_per_layer_cell(const struct drv_fit_model *m, enum drv_fit_kv
     return kb + vb;
 }
 
+/* Sliding-window attention: which layers only attend to the last n_swa tokens.
+ * llama.cpp sets the pattern per architecture (set_swa_pattern(n): layer il is
+ * local when il % n < n - 1); an architecture it does not name has every layer
+ * local when the GGUF gives a window (Mistral v0.1 style). */
+static uint32_t swa_pattern(const struct drv_fit_model *m)
+{
+    static const struct {
+        const char *arch;
+        uint32_t n;
+    } t[] = {{"gemma2", 2},  {"gemma3", 6}, {"gemma3n", 5}, {"cohere2", 4},
+             {"gpt-oss", 2}, {"llama4", 4}, {"exaone4", 4}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (strcmp(m->arch, t[i].arch) == 0)
+            return t[i].n;
+    return 0; /* every layer */
+}
+
+bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il)
+{
+    if (m->n_swa == 0)
+        return false;
+    uint32_t n = swa_pattern(m);
+    return n == 0 || il % n < n - 1;
+}
+
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv)
 {
-    return (uint64_t)m->n_layer * kv_per_layer_cell(m, kv);
+    /* past the window only the global layers grow with the context */
+    uint32_t global = 0;
+    for (uint32_t il = 0; il < m->n_layer; il++)
+        global += !drv_fit_layer_is_swa(m, il);
+    return (uint64_t)global * kv_per_layer_cell(m, kv);
 }
 
 /* ---- compute buffers ----
@@ -303,8 +332,16 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     uint64_t kvl = kv_per_layer_cell(m, p->kv);
     uint64_t c_layers = compute_layers(m, p, cells_seq);
     uint64_t c_logits = compute_output(m, p);
-    r->kv_per_token = kvl * nl;
-    r->kv_bytes = r->kv_per_token * cells;
+    /* a sliding-window layer keeps the window of every sequence plus one
+     * ubatch, padded like the rest (llama.cpp's iSWA cache), never more than
+     * the full cache */
+    uint64_t cells_swa = pad_cells((uint32_t)(m->n_swa * n_seq + 512));
+    if (cells_swa > cells)
+        cells_swa = cells;
+    r->kv_per_token = drv_fit_kv_bytes_per_token(m, p->kv);
+    r->kv_bytes = 0;
+    for (uint32_t il = 0; il < nl; il++)
+        r->kv_bytes += kvl * (drv_fit_layer_is_swa(m, il) ? cells_swa : cells);
 
     int want = p->n_gpu_layers < 0 || p->n_gpu_layers > (int)nl + 1 ? (int)nl + 1 : p->n_gpu_layers;
     bool forced = p->n_gpu_layers >= 0;
@@ -315,8 +352,10 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     int g = r->n_dev > 1 ? 1 : 0, placed = 0;
     uint64_t used = 0; /* on dev[g], before its overhead and compute */
     for (int u = (int)nl; u >= 0 && placed < want && g > 0; u--) {
-        uint64_t bytes =
-            (uint32_t)u == nl ? m->output_bytes + m->tied_bytes : m->layer_bytes[u] + kvl * cells;
+        uint64_t bytes = (uint32_t)u == nl
+                             ? m->output_bytes + m->tied_bytes
+                             : m->layer_bytes[u] +
+                                   kvl * (drv_fit_layer_is_swa(m, (uint32_t)u) ? cells_swa : cells);
         for (;;) {
             struct drv_fit_device *d = &r->dev[g];
             uint64_t fixed =
@@ -349,7 +388,7 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
         } else {
             d->n_layers++;
             d->weights += m->layer_bytes[u];
-            d->kv += kvl * cells;
+            d->kv += kvl * (drv_fit_layer_is_swa(m, u) ? cells_swa : cells);
         }
     }
     free(holder);
@@ -384,7 +423,6 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
 
 static void roofline(const struct drv_fit_model *m, struct drv_fit_result *r)
 {
-    uint64_t kvl = kv_per_layer_cell(m, r->params.kv);
     double t_lo = 0, t_hi = 0, host_hi = 0; /* seconds per token */
     bool unknown = false;
     r->read_per_token = 0;
@@ -399,7 +437,9 @@ static void roofline(const struct drv_fit_model *m, struct drv_fit_result *r)
             bytes_dev[i] += layer_active(m, next++);
     for (int i = 0; i < r->n_dev; i++) {
         struct drv_fit_device *d = &r->dev[i];
-        bytes_dev[i] += (double)kvl * r->params.n_ctx * d->n_layers;
+        /* a full context of this sequence: its share of the cache there
+         * (sliding-window layers hold only their window) */
+        bytes_dev[i] += (double)d->kv / (r->params.n_parallel ? r->params.n_parallel : 1);
         if (d->has_output)
             bytes_dev[i] += (double)(m->output_bytes + (m->tied ? m->tied_bytes : 0));
         r->read_per_token += (uint64_t)bytes_dev[i];

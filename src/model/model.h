@@ -236,8 +236,12 @@ int drv_fit_model_from_tensors(const struct drv_tensor_size *t, int n, struct dr
  * fails with DRV_ENOENT and close matches in the message. */
 int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_err *err);
 
-/* KV cache bytes for one cell (token of one sequence) over all layers. */
+/* KV cache bytes for one cell (token of one sequence) over all layers that grow
+ * with the context (sliding-window layers hold a fixed window: not counted). */
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv);
+/* Whether layer il attends through a sliding window only (n_swa > 0 and the
+ * architecture's pattern); such a layer's KV holds the window, not the context. */
+bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il);
 
 struct drv_fit_params {
     uint32_t n_ctx;      /* context tokens per sequence; default 4096 */

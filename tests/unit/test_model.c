@@ -518,6 +518,41 @@ static void fit_8gb_gpu(void **state)
     free(r);
 }
 
+/* Sliding-window layers hold the window (plus one ubatch), not the context:
+ * gemma3's pattern has every 6th layer global. */
+static void fit_sliding_window(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    struct drv_fit_params p = drv_fit_default_params();
+    p.n_ctx = 8192;
+    struct drv_fit_model *m = fit_load("llama3.1:8b"); /* 32 layers, 4 KiB per layer-cell */
+    drv_strlcpy(m->arch, "gemma3", sizeof(m->arch));
+    m->n_swa = 1024;
+    assert_false(drv_fit_layer_is_swa(m, 5));
+    assert_true(drv_fit_layer_is_swa(m, 4));
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 5 * 4096); /* 5 global */
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->kv_bytes, 4096ull * (5 * 8192 + 27 * 1536));
+    assert_int_equal(r->dev[0].kv, r->kv_bytes);
+    /* an architecture without a known pattern: every layer has the window */
+    drv_strlcpy(m->arch, "mistral", sizeof(m->arch));
+    m->n_swa = 4096;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->kv_bytes, 4096ull * 32 * 4608);
+    p.n_ctx = 2048; /* a context smaller than the window: the whole context */
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->kv_bytes, 4096ull * 32 * 2048);
+    /* no window: as before */
+    m->n_swa = 0;
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 128 * 1024);
+    free(m);
+    free(hw);
+    free(r);
+}
+
 static void fit_roofline_and_ram(void **state)
 {
     (void)state;
@@ -871,6 +906,7 @@ int main(void)
         cmocka_unit_test(fit_catalog_names),
         cmocka_unit_test(fit_8gb_gpu),
         cmocka_unit_test(fit_roofline_and_ram),
+        cmocka_unit_test(fit_sliding_window),
         cmocka_unit_test(fit_buffers_match_llama_cpp),
         cmocka_unit_test(recommend_8gb_laptop),
         cmocka_unit_test(recommend_cpu_only),
