@@ -27,6 +27,9 @@ static int engine_metrics(void *ud, struct drv_buf *out)
         {"drover_busy_slots", "gauge", "Slots running a request."},
         {"drover_queue_depth", "gauge", "Requests waiting for a slot."},
         {"drover_model_loaded", "gauge", "1 when the model is loaded."},
+        {"drover_model_loads_total", "counter", "Times the model was loaded."},
+        {"drover_prompts_truncated_total", "counter",
+         "Prompts cut to fit the context (requests with truncate)."},
     };
     struct drv_engine_metrics t;
     drv_engine_metrics(ud, &t);
@@ -45,6 +48,8 @@ static int engine_metrics(void *ud, struct drv_buf *out)
                                       t.generated_tokens_total,
                                       (unsigned long long)t.busy_slots,
                                       (unsigned long long)t.queued,
+                                      0,
+                                      0,
                                       0};
         rc = drv_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help,
                              series[k].name, series[k].type);
@@ -56,7 +61,9 @@ static int engine_metrics(void *ud, struct drv_buf *out)
                                       mm[i].generated_tokens,
                                       (unsigned long long)mm[i].busy_slots,
                                       (unsigned long long)mm[i].queued,
-                                      mm[i].loaded};
+                                      mm[i].loaded,
+                                      mm[i].loads,
+                                      mm[i].truncated};
             rc = drv_buf_appendf(out, "%s{model=\"", series[k].name);
             if (rc == 0)
                 rc = drv_buf_append_label(out, mm[i].name);

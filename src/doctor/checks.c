@@ -1004,6 +1004,8 @@ static bool check_rocm(const struct drv_doctor_fleet *fleet, const struct drv_do
 
 /* ---- memory ---- */
 
+#define CHURN_MIN_LOADS 3 /* loads of one model before churn is called churn */
+
 static bool check_memory(const struct drv_doctor_fleet *fleet, const struct drv_doctor_node *n,
                          struct drv_doctor_result *out)
 {
@@ -1072,6 +1074,24 @@ static bool check_memory(const struct drv_doctor_fleet *fleet, const struct drv_
              "keep-alive churn: Ollama reports neither its loads nor "
              "OLLAMA_KEEP_ALIVE");
     }
+    /* a model loaded again and again: evicted between requests (keep_alive
+     * too short, or more models than --max-loaded taking turns) */
+    for (int i = 0; n->have_metrics && i < n->n_counts; i++) {
+        const struct drv_doctor_counts *mc = &n->counts[i];
+        if (mc->loads < CHURN_MIN_LOADS || mc->loads * 2 <= mc->requests)
+            continue;
+        struct drv_doctor_finding *f =
+            add(out, "memory", DRV_DOCTOR_WARNING,
+                "%s was loaded %llu times for %llu requests: it is unloaded between them",
+                mc->model, (unsigned long long)mc->loads, (unsigned long long)mc->requests);
+        ev(f, "drover_model_loads_total %llu, drover_requests_total %llu (GET /metrics)",
+           (unsigned long long)mc->loads, (unsigned long long)mc->requests);
+        fix(f,
+            "keep it loaded longer: drover serve --keep-alive 30m (clients that send "
+            "keep_alive 0 or a short one unload it themselves); if other models evict it, "
+            "drover serve --max-loaded %d",
+            n->have_status && n->status.max_loaded > 0 ? n->status.max_loaded + 1 : 3);
+    }
     return true;
 }
 
@@ -1082,7 +1102,28 @@ static bool check_context(const struct drv_doctor_fleet *fleet, const struct drv
 {
     (void)fleet;
     /* drover and llama-server refuse a prompt longer than the context (400)
-     * unless the client asks to truncate: nothing is cut silently there */
+     * unless the client asks to truncate; drover counts what it cut then */
+    if (usable(n) && n->kind == DRV_BENCH_KIND_DROVER && n->have_metrics) {
+        for (int i = 0; i < n->n_counts; i++) {
+            const struct drv_doctor_counts *c = &n->counts[i];
+            if (c->truncated == 0)
+                continue;
+            struct drv_doctor_finding *f = add(
+                out, "context", DRV_DOCTOR_WARNING, "%llu prompt%s to %s %s cut to fit its context",
+                (unsigned long long)c->truncated, c->truncated == 1 ? "" : "s", c->model,
+                c->truncated == 1 ? "was" : "were");
+            ev(f, "drover_prompts_truncated_total %llu of %llu requests (GET /metrics)",
+               (unsigned long long)c->truncated, (unsigned long long)c->requests);
+            if (n->have_status)
+                ev(f,
+                   "ctx %u tokens per slot (GET /api/drover/status; 0 = the model's, at "
+                   "most 4096)",
+                   n->status.ctx);
+            fix(f, "a larger context: drover serve --ctx 8192 (or ctx = 8192 under [serve]), or "
+                   "\"options\": {\"num_ctx\": 8192} in the requests");
+        }
+        return true;
+    }
     if (!usable(n) || n->kind != DRV_BENCH_KIND_OLLAMA)
         return false;
     for (int i = 0; i < n->n_models; i++) {

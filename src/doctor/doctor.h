@@ -156,10 +156,21 @@ struct drv_doctor_node {
     struct drv_doctor_speed speed;
     struct drv_doctor_baseline baseline;
     struct drv_doctor_think think;
+    /* drover's GET /metrics, per model: requests, loads, truncated prompts */
+    bool have_metrics;
+    struct drv_doctor_counts {
+        char model[128];
+        uint64_t requests, loads, truncated;
+    } counts[DRV_DOCTOR_MAX_MODELS];
+    int n_counts;
 };
 
 /* ---- parsers of what nodes answer (each returns 0 or DRV_EFORMAT with err) ---- */
 
+/* drover's GET /metrics: per-model requests, loads and truncated prompts into
+ * n->counts (have_metrics). */
+int drv_doctor_parse_metrics(struct drv_doctor_node *n, const char *body, size_t len,
+                             struct drv_err *err);
 /* GET /api/drover/status into n->status (have_status). */
 int drv_doctor_parse_status(struct drv_doctor_node *n, const char *body, size_t len,
                             struct drv_err *err);

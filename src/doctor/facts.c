@@ -481,12 +481,69 @@ static int parse_hw(struct drv_doctor_node *n, const char *body, size_t len, str
     return 0;
 }
 
+static struct drv_doctor_counts *counts_of(struct drv_doctor_node *n, const char *model)
+{
+    for (int i = 0; i < n->n_counts; i++)
+        if (strcmp(n->counts[i].model, model) == 0)
+            return &n->counts[i];
+    if (n->n_counts == DRV_DOCTOR_MAX_MODELS)
+        return NULL;
+    struct drv_doctor_counts *c = &n->counts[n->n_counts++];
+    memset(c, 0, sizeof(*c));
+    drv_strlcpy(c->model, model, sizeof(c->model));
+    return c;
+}
+
+int drv_doctor_parse_metrics(struct drv_doctor_node *n, const char *body, size_t len,
+                             struct drv_err *err)
+{
+    if (body == NULL || memmem(body, len, "drover_", 7) == NULL)
+        return drv_err_set(err, DRV_EFORMAT, "not drover's /metrics");
+    static const char *const names[] = {"drover_requests_total{model=\"",
+                                        "drover_model_loads_total{model=\"",
+                                        "drover_prompts_truncated_total{model=\""};
+    n->n_counts = 0;
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        for (int k = 0; k < 3; k++) {
+            size_t nl = strlen(names[k]);
+            if (ll <= nl || memcmp(p, names[k], nl) != 0)
+                continue;
+            const char *m = p + nl, *q = memchr(m, '"', ll - nl);
+            if (q == NULL || (size_t)(q - m) >= 128 || q + 2 >= p + ll || q[1] != '}')
+                break;
+            char model[128], num[32];
+            memcpy(model, m, (size_t)(q - m));
+            model[q - m] = '\0';
+            size_t vl = (size_t)(p + ll - (q + 2));
+            if (vl >= sizeof(num))
+                break;
+            memcpy(num, q + 2, vl);
+            num[vl] = '\0';
+            struct drv_doctor_counts *c = counts_of(n, model);
+            if (c == NULL)
+                break;
+            uint64_t v = strtoull(num, NULL, 10);
+            if (k == 0)
+                c->requests = v;
+            else if (k == 1)
+                c->loads = v;
+            else
+                c->truncated = v;
+            break;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    n->have_metrics = true;
+    return 0;
+}
+
 static int parse_drover_metrics(struct drv_doctor_node *n, const char *body, size_t len,
                                 struct drv_err *err)
 {
-    (void)n;
-    (void)len;
-    return body && strstr(body, "drover_") ? 0 : drv_err_set(err, DRV_EFORMAT, "not drover's");
+    return drv_doctor_parse_metrics(n, body, len, err);
 }
 
 /* Is the node there at all, and which kind is it? Leaves reachable, kind,
@@ -774,6 +831,8 @@ static void collect_node(struct drv_doctor_node *n, const struct drv_doctor_para
                 get_parse(&c, "/api/drover/status", drv_doctor_parse_status);
             if (!n->have_hw)
                 get_parse(&c, "/api/drover/hw", parse_hw);
+            if (!n->have_metrics) /* loads and cut prompts, before any probe of ours */
+                get_parse(&c, "/metrics", parse_drover_metrics);
             __attribute__((fallthrough)); /* and the Ollama routes */
         case DRV_BENCH_KIND_OLLAMA:
             get_parse(&c, "/api/ps", drv_doctor_parse_ps);

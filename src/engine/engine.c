@@ -725,6 +725,8 @@ void drv_engine_model_metrics_of(const struct drv_emodel *m, struct drv_engine_m
     out->requests = atomic_load(&m->requests);
     out->prompt_tokens = atomic_load(&m->prompt_tokens);
     out->generated_tokens = atomic_load(&m->generated_tokens);
+    out->loads = atomic_load(&m->loads);
+    out->truncated = atomic_load(&m->truncated);
     out->busy_slots = m->n_active;
     out->queued = m->n_queued;
     out->loaded = m->state == DRV_MODEL_READY;

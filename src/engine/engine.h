@@ -90,6 +90,8 @@ void drv_engine_metrics(struct drv_engine *e, struct drv_engine_metrics *out);
 struct drv_engine_model_metrics {
     char name[128];
     uint64_t requests, prompt_tokens, generated_tokens;
+    uint64_t loads;     /* times loaded (more than once: unloaded and loaded again) */
+    uint64_t truncated; /* prompts cut to fit the context */
     int busy_slots, queued;
     bool loaded;
 };

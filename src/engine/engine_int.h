@@ -85,6 +85,8 @@ struct drv_emodel {
     int64_t expires_at_ms; /* wall clock; 0 = never */
     uint32_t n_ctx_slot;
     atomic_uint_fast64_t requests, prompt_tokens, generated_tokens; /* for /metrics */
+    atomic_uint_fast64_t loads;                                     /* times the model was loaded */
+    atomic_uint_fast64_t truncated; /* prompts cut to fit the context (truncate: true) */
     uint64_t size_resident;
     uint64_t size_vram;
     /* owned by the scheduler thread */

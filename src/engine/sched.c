@@ -449,6 +449,7 @@ static int slot_start(struct drv_emodel *m, struct drv_slot *s, struct drv_job *
                 (size_t)(keep - 1) * sizeof(llama_token));
         drv_log(DRV_LOG_INFO, "%s: prompt of %d tokens truncated to its last %d", m->name, got,
                 keep);
+        atomic_fetch_add(&m->truncated, 1);
         got = keep;
     }
     if ((uint32_t)got >= m->n_ctx_slot) {
@@ -954,6 +955,8 @@ static bool sched_load(struct drv_emodel *m)
     drv_log(DRV_LOG_INFO, "loading %s from %s", m->name, m->path);
     int rc = load_model(m, &err);
     uint64_t t1 = drv_now_ns();
+    if (rc == 0)
+        atomic_fetch_add(&m->loads, 1);
     pthread_mutex_lock(&e->mu);
     if (rc != 0) {
         struct drv_job *q = m->q_head;

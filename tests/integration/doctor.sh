@@ -187,4 +187,19 @@ expect_out "PROBLEM  threads: $THREADS compute threads" "threads found by URL"
 run_drover doctor --config "$T_TMP/drover.conf" --node nosuch
 expect_rc 2 "unknown node name"
 expect_err "no \[node nosuch\]" "unknown node named"
+
+# a node whose clients unload the model after every request, and cut prompts
+serve churn 0 --model "$S" --ctx 128
+LONG=$(printf 'Once upon a time %.0s' $(seq 100))
+for i in 1 2 3; do
+  curl -s -o /dev/null "http://127.0.0.1:$churn_PORT/api/generate" \
+    -d '{"model":"stories260K","prompt":"Once","stream":false,"keep_alive":0,"options":{"num_predict":2}}'
+  sleep 0.3 # the unload happens after the answer
+done
+curl -s -o /dev/null "http://127.0.0.1:$churn_PORT/api/generate" \
+  -d "{\"model\":\"stories260K\",\"prompt\":\"$LONG\",\"stream\":false,\"truncate\":true,\"options\":{\"num_predict\":2}}"
+run_drover doctor --node "http://127.0.0.1:$churn_PORT" --db "$DB" --no-probe
+expect_rc 0 "churn and cut prompts are warnings"
+expect_out "WARNING  memory: stories260K:latest was loaded [34] times for 4 requests" "keep-alive churn from /metrics"
+expect_out "WARNING  context: 1 prompt to stories260K:latest was cut to fit its context" "cut prompts from /metrics"
 finish

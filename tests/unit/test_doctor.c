@@ -903,6 +903,53 @@ static void context_cut_by_ollama(void **state)
     free(n);
 }
 
+/* drover's own /metrics counts loads and cut prompts: churn and truncation. */
+#define METRICS_CHURN                                                                              \
+    "# HELP drover_requests_total Generation and embedding requests accepted.\n"                   \
+    "# TYPE drover_requests_total counter\n"                                                       \
+    "drover_requests_total 9\n"                                                                    \
+    "drover_requests_total{model=\"qwen2.5:3b\"} 6\n"                                              \
+    "drover_requests_total{model=\"stories260K\"} 3\n"                                             \
+    "# TYPE drover_model_loads_total counter\n"                                                    \
+    "drover_model_loads_total{model=\"qwen2.5:3b\"} 5\n"                                           \
+    "drover_model_loads_total{model=\"stories260K\"} 1\n"                                          \
+    "# TYPE drover_prompts_truncated_total counter\n"                                              \
+    "drover_prompts_truncated_total{model=\"qwen2.5:3b\"} 0\n"                                     \
+    "drover_prompts_truncated_total{model=\"stories260K\"} 2\n"
+
+static void churn_and_cut_prompts_from_drover_metrics(void **state)
+{
+    (void)state;
+    struct drv_doctor_node *n =
+        drover_node("cpu", STATUS_DEFAULT, HW_XEON, PS_DROVER_CPU, TAGS_DROVER, SHOW_DROVER);
+    feed(n, drv_doctor_parse_metrics, METRICS_CHURN);
+    assert_int_equal(n->n_counts, 2);
+    struct drv_doctor_result *r = run1(n);
+    const struct drv_doctor_finding *f = find(r, "memory");
+    assert_non_null(f);
+    assert_int_equal(f->severity, DRV_DOCTOR_WARNING);
+    assert_string_equal(
+        f->title, "qwen2.5:3b was loaded 5 times for 6 requests: it is unloaded between them");
+    assert_has(f->evidence, "drover_model_loads_total 5, drover_requests_total 6 (GET /metrics)");
+    assert_has(f->fix, "--keep-alive 30m");
+    assert_non_null(f = find(r, "context"));
+    assert_string_equal(f->title, "2 prompts to stories260K were cut to fit its context");
+    assert_has(f->evidence, "drover_prompts_truncated_total 2 of 3 requests");
+    assert_has(f->fix, "--ctx 8192");
+    free(r);
+
+    /* healthy: loaded once, nothing cut */
+    feed(n, drv_doctor_parse_metrics,
+         "drover_requests_total{model=\"qwen2.5:3b\"} 40\n"
+         "drover_model_loads_total{model=\"qwen2.5:3b\"} 2\n"
+         "drover_prompts_truncated_total{model=\"qwen2.5:3b\"} 0\n");
+    r = run1(n);
+    assert_null(find(r, "memory"));
+    assert_null(find(r, "context"));
+    free(r);
+    free(n);
+}
+
 /* ---- the whole: order, text, JSON ---------------------------------------------------- */
 
 static void report_puts_problems_first(void **state)
@@ -1139,6 +1186,7 @@ int main(void)
         cmocka_unit_test(rocm_on_the_apu),
         cmocka_unit_test(memory_swap_and_keep_alive),
         cmocka_unit_test(context_cut_by_ollama),
+        cmocka_unit_test(churn_and_cut_prompts_from_drover_metrics),
         cmocka_unit_test(report_puts_problems_first),
         cmocka_unit_test(every_check_has_an_id_and_a_summary),
         cmocka_unit_test(collects_and_probes_canned_nodes),
