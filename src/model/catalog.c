@@ -31,6 +31,14 @@
         .rms_eps = 1e-5f, .tied = tie                                                              \
     }
 
+#define QWEN3MOE(nm, l, e, h, kv, ff, exp_ff, n_exp, used)                                         \
+    {                                                                                              \
+        .name = nm, .arch = "qwen3moe", .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv,   \
+        .head_dim = 128, .n_ff = ff, .n_vocab = 151936, .n_ctx_train = 40960, .rope_theta = 1e6f,  \
+        .rms_eps = 1e-6f, .tied = false, .n_expert = n_exp, .n_expert_used = used,                 \
+        .n_ff_exp = exp_ff                                                                         \
+    }
+
 static const struct drv_model_shape catalog[] = {
     QWEN2("qwen2.5:0.5b", 24, 896, 14, 2, 4864, 151936, 32768, 1e6f, true),
     QWEN2("qwen2.5:1.5b", 28, 1536, 12, 2, 8960, 151936, 32768, 1e6f, true),
@@ -45,6 +53,7 @@ static const struct drv_model_shape catalog[] = {
     QWEN3("qwen3:8b", 36, 4096, 32, 8, 12288, false),
     QWEN3("qwen3:14b", 40, 5120, 40, 8, 17408, false),
     QWEN3("qwen3:32b", 64, 5120, 64, 8, 25600, false),
+    QWEN3MOE("qwen3:30b", 48, 2048, 32, 4, 6144, 768, 128, 8), /* Qwen3-30B-A3B */
     LLAMA("llama3.2:1b", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 5e5f, true),
     LLAMA("llama3.2:3b", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 5e5f, true),
     LLAMA("llama3.1:8b", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 5e5f, false),
@@ -145,7 +154,8 @@ int drv_catalog_suggest(const char *name, const char **out, int max)
 
 static bool arch_supported(const char *arch)
 {
-    return strcmp(arch, "llama") == 0 || strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0;
+    return strcmp(arch, "llama") == 0 || strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 ||
+           strcmp(arch, "qwen3moe") == 0;
 }
 
 static int parse_u32(const char *key, const char *v, size_t vlen, uint32_t *out,
@@ -194,13 +204,14 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
     size_t alen = (size_t)(colon - spec);
     if (alen >= sizeof(out->arch))
         return drv_err_set(err, DRV_EINVAL,
-                           "unknown architecture in SHAPE (want llama, qwen2 "
-                           "or qwen3)");
+                           "unknown architecture in SHAPE (want llama, qwen2, "
+                           "qwen3 or qwen3moe)");
     memcpy(out->arch, spec, alen);
     out->arch[alen] = '\0';
     if (!arch_supported(out->arch))
         return drv_err_set(err, DRV_EINVAL,
-                           "unknown architecture '%s' in SHAPE (want llama, qwen2 or qwen3)",
+                           "unknown architecture '%s' in SHAPE (want llama, qwen2, qwen3 or "
+                           "qwen3moe)",
                            out->arch);
     bool is_llama = strcmp(out->arch, "llama") == 0;
     out->rope_theta = is_llama ? 10000.0f : 1e6f;
@@ -219,8 +230,9 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         size_t klen = (size_t)(eq - p);
         const char *v = eq + 1;
         size_t vlen = len - klen - 1;
-        static const char *const keys[] = {"layers",   "embd", "heads", "kv_heads",   "ff", "vocab",
-                                           "head_dim", "ctx",  "tied",  "rope_theta", "eps"};
+        static const char *const keys[] = {
+            "layers", "embd", "heads",      "kv_heads", "ff",      "vocab",        "head_dim",
+            "ctx",    "tied", "rope_theta", "eps",      "experts", "experts_used", "expert_ff"};
         int k = -1;
         for (int i = 0; i < (int)(sizeof(keys) / sizeof(keys[0])); i++)
             if (strlen(keys[i]) == klen && strncmp(keys[i], p, klen) == 0)
@@ -228,7 +240,8 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         if (k < 0)
             return drv_err_set(err, DRV_EINVAL,
                                "unknown key '%.*s' in SHAPE (keys: layers, embd, heads, "
-                               "kv_heads, ff, vocab, head_dim, ctx, tied, rope_theta, eps)",
+                               "kv_heads, ff, vocab, head_dim, ctx, tied, rope_theta, eps, "
+                               "experts, experts_used, expert_ff)",
                                (int)klen, p);
         if (seen & (1u << k))
             return drv_err_set(err, DRV_EINVAL, "'%s' given twice in SHAPE", keys[k]);
@@ -269,8 +282,17 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         case 9:
             rc = parse_float(keys[k], v, vlen, &out->rope_theta, err);
             break;
-        default:
+        case 10:
             rc = parse_float(keys[k], v, vlen, &out->rms_eps, err);
+            break;
+        case 11:
+            rc = parse_u32(keys[k], v, vlen, &out->n_expert, err);
+            break;
+        case 12:
+            rc = parse_u32(keys[k], v, vlen, &out->n_expert_used, err);
+            break;
+        default:
+            rc = parse_u32(keys[k], v, vlen, &out->n_ff_exp, err);
             break;
         }
         if (rc)
@@ -324,6 +346,14 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err)
         return drv_err_set(err, DRV_EINVAL, "ctx must be at least 1");
     if (!(s->rope_theta > 0) || !(s->rms_eps > 0))
         return drv_err_set(err, DRV_EINVAL, "rope_theta and eps must be positive");
+    bool moe = strcmp(s->arch, "qwen3moe") == 0;
+    if (moe && (s->n_expert < 1 || s->n_expert > 1024 || s->n_expert_used < 1 ||
+                s->n_expert_used > s->n_expert || s->n_ff_exp < 1 || s->n_ff_exp > 262144))
+        return drv_err_set(err, DRV_EINVAL,
+                           "qwen3moe needs experts=1..1024, experts_used=1..experts and "
+                           "expert_ff=1..262144");
+    if (!moe && (s->n_expert || s->n_expert_used || s->n_ff_exp))
+        return drv_err_set(err, DRV_EINVAL, "experts are for the qwen3moe architecture only");
     return 0;
 }
 
@@ -353,10 +383,12 @@ uint64_t drv_shape_params(const struct drv_model_shape *s)
 {
     uint64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
     uint64_t q = (uint64_t)s->head_dim * s->n_head, kv = (uint64_t)s->head_dim * s->n_head_kv;
-    uint64_t layer = 2 * e + e * q + 2 * e * kv + q * e + 3 * e * ff;
+    uint64_t ffn = s->n_expert ? (uint64_t)s->n_expert * (3 * e * s->n_ff_exp + e) /* + router */
+                               : 3 * e * ff;
+    uint64_t layer = 2 * e + e * q + 2 * e * kv + q * e + ffn;
     if (strcmp(s->arch, "qwen2") == 0)
         layer += q + 2 * kv;
-    if (strcmp(s->arch, "qwen3") == 0)
+    if (strcmp(s->arch, "qwen3") == 0 || strcmp(s->arch, "qwen3moe") == 0)
         layer += 2 * (uint64_t)s->head_dim;
     return voc * e * (s->tied ? 1 : 2) + e + layer * s->n_layer;
 }

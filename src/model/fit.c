@@ -166,6 +166,8 @@ static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_e
     m->n_ff = s->n_ff;
     m->n_vocab = s->n_vocab;
     m->n_ctx_train = s->n_ctx_train;
+    m->n_expert = s->n_expert;
+    m->n_expert_used = s->n_expert_used;
     struct drv_tensor_size *t;
     int n;
     int rc = drv_synth_tensor_list(&p, &t, &n, err);

@@ -100,6 +100,10 @@ struct drv_model_shape {
     float rope_theta;     /* rope.freq_base */
     float rms_eps;        /* attention.layer_norm_rms_epsilon */
     bool tied;            /* output projection shares token_embd */
+    /* mixture of experts (arch qwen3moe): every block's FFN is n_expert experts
+     * of n_ff_exp, n_expert_used of them per token, picked by a router; n_ff is
+     * then only written to the file (llama.cpp requires the key) */
+    uint32_t n_expert, n_expert_used, n_ff_exp;
 };
 
 /* Number of catalog entries; entry i (0 <= i < count), static storage. */

@@ -90,6 +90,7 @@ enum role {
     R_FFN_GATE,
     R_FFN_UP,
     R_FFN_DOWN,
+    R_ROUTER, /* ffn_gate_inp: stays f32, as llama.cpp's quantizer leaves it */
 };
 
 struct tensor_plan {
@@ -97,6 +98,7 @@ struct tensor_plan {
     enum role role;
     int layer; /* -1 outside blocks */
     int64_t ne0, ne1;
+    int64_t ne2; /* experts of a 3-D expert tensor; 1 otherwise */
     enum ggml_type type;
     bool zero_eos_row; /* the row of </s> in the output projection is zero */
 };
@@ -137,7 +139,7 @@ static enum ggml_type fit_row(enum ggml_type t, int64_t ne0)
 static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan *t, int n_layer,
                                 bool tied)
 {
-    if (t->ne1 == 1) /* norms and biases stay f32 */
+    if (t->ne1 == 1 || t->role == R_ROUTER) /* norms, biases and the router stay f32 */
         return GGML_TYPE_F32;
     enum ggml_type base = quants[q].base;
     if (base == GGML_TYPE_F16)
@@ -169,17 +171,25 @@ static void plan_add(struct plan *pl, enum role role, int layer, const char *suf
     t->layer = layer;
     t->ne0 = ne0;
     t->ne1 = ne1;
+    t->ne2 = 1;
+}
+
+/* rows of a tensor: ne1 of each of its ne2 matrices */
+static int64_t n_rows(const struct tensor_plan *t)
+{
+    return t->ne1 * t->ne2;
 }
 
 static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct drv_err *err)
 {
     const struct drv_model_shape *s = &p->shape;
-    bool qwen2 = strcmp(s->arch, "qwen2") == 0, qwen3 = strcmp(s->arch, "qwen3") == 0;
+    bool qwen2 = strcmp(s->arch, "qwen2") == 0, moe = strcmp(s->arch, "qwen3moe") == 0;
+    bool qwen3 = strcmp(s->arch, "qwen3") == 0 || moe;
     int64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
     int64_t q_out = (int64_t)s->head_dim * s->n_head;
     int64_t kv_out = (int64_t)s->head_dim * s->n_head_kv;
     pl->n = 0;
-    pl->t = calloc((size_t)s->n_layer * 16 + 4, sizeof(*pl->t));
+    pl->t = calloc((size_t)s->n_layer * 17 + 4, sizeof(*pl->t));
     if (pl->t == NULL)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
 
@@ -200,6 +210,17 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
         }
         plan_add(pl, R_ATTN_OUT, i, "attn_output.weight", q_out, e);
         plan_add(pl, R_NORM, i, "ffn_norm.weight", e, 1);
+        if (moe) {
+            int64_t xf = s->n_ff_exp, nx = s->n_expert;
+            plan_add(pl, R_ROUTER, i, "ffn_gate_inp.weight", e, nx);
+            plan_add(pl, R_FFN_GATE, i, "ffn_gate_exps.weight", e, xf);
+            pl->t[pl->n - 1].ne2 = nx;
+            plan_add(pl, R_FFN_UP, i, "ffn_up_exps.weight", e, xf);
+            pl->t[pl->n - 1].ne2 = nx;
+            plan_add(pl, R_FFN_DOWN, i, "ffn_down_exps.weight", xf, e);
+            pl->t[pl->n - 1].ne2 = nx;
+            continue;
+        }
         plan_add(pl, R_FFN_GATE, i, "ffn_gate.weight", e, ff);
         plan_add(pl, R_FFN_UP, i, "ffn_up.weight", e, ff);
         plan_add(pl, R_FFN_DOWN, i, "ffn_down.weight", ff, e);
@@ -218,7 +239,7 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
 
 static uint64_t tensor_bytes(const struct tensor_plan *t)
 {
-    return (uint64_t)ggml_row_size(t->type, t->ne0) * (uint64_t)t->ne1;
+    return (uint64_t)ggml_row_size(t->type, t->ne0) * (uint64_t)n_rows(t);
 }
 
 uint64_t drv_synth_tensor_bytes(const struct drv_synth_params *p)
@@ -358,8 +379,8 @@ static int write_tensor(struct writer *w, const struct tensor_plan *t, int tenso
     if (per_thread < 1)
         per_thread = 1;
     int64_t chunk = per_thread * w->n_threads;
-    for (int64_t row0 = 0; row0 < t->ne1; row0 += chunk) {
-        int64_t rows = t->ne1 - row0 < chunk ? t->ne1 - row0 : chunk;
+    for (int64_t row0 = 0; row0 < n_rows(t); row0 += chunk) {
+        int64_t rows = n_rows(t) - row0 < chunk ? n_rows(t) - row0 : chunk;
         struct job jobs[MAX_THREADS];
         pthread_t tid[MAX_THREADS];
         bool started[MAX_THREADS] = {false};
@@ -492,6 +513,11 @@ static int set_metadata(struct gguf_context *g, const struct drv_synth_params *p
     set_u32(g, a, "context_length", p->n_ctx ? p->n_ctx : s->n_ctx_train);
     set_u32(g, a, "embedding_length", s->n_embd);
     set_u32(g, a, "feed_forward_length", s->n_ff);
+    if (s->n_expert) {
+        set_u32(g, a, "expert_count", s->n_expert);
+        set_u32(g, a, "expert_used_count", s->n_expert_used);
+        set_u32(g, a, "expert_feed_forward_length", s->n_ff_exp);
+    }
     set_u32(g, a, "attention.head_count", s->n_head);
     set_u32(g, a, "attention.head_count_kv", s->n_head_kv);
     if (s->head_dim * s->n_head != s->n_embd) {
@@ -596,8 +622,10 @@ int drv_synth_write(const struct drv_synth_params *p, const char *path, struct d
         goto out_free;
     for (int i = 0; i < pl.n; i++) {
         const struct tensor_plan *t = &pl.t[i];
-        struct ggml_tensor *x = t->ne1 == 1 ? ggml_new_tensor_1d(gctx, t->type, t->ne0)
-                                            : ggml_new_tensor_2d(gctx, t->type, t->ne0, t->ne1);
+        struct ggml_tensor *x = t->ne2 > 1
+                                    ? ggml_new_tensor_3d(gctx, t->type, t->ne0, t->ne1, t->ne2)
+                                : t->ne1 == 1 ? ggml_new_tensor_1d(gctx, t->type, t->ne0)
+                                              : ggml_new_tensor_2d(gctx, t->type, t->ne0, t->ne1);
         ggml_set_name(x, t->name);
         gguf_add_tensor(g, x);
         w.total += tensor_bytes(t);

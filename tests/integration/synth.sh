@@ -48,6 +48,12 @@ run_drover synth 'qwen2:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=700,ti
 expect_rc 0 "synth qwen2"
 run_drover synth 'qwen3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=700,head_dim=128' --quant f16 --ctx 2048 -o "$T_TMP/q3-f16.gguf"
 expect_rc 0 "synth qwen3"
+# qwen3moe: router + 3-D expert tensors, which llama.cpp runs
+run_drover synth 'qwen3moe:layers=2,embd=256,heads=4,kv_heads=2,head_dim=64,ff=512,vocab=700,experts=8,experts_used=2,expert_ff=128' --quant q4_k_m -o "$T_TMP/moe-q4_k_m.gguf"
+expect_rc 0 "synth qwen3moe"
+run_drover inspect "$T_TMP/moe-q4_k_m.gguf"
+expect_out '^experts +8, 2 used per token$' "qwen3moe experts read back"
+expect_out '^architecture +qwen3moe$' "qwen3moe architecture"
 run_drover inspect "$T_TMP/q3-f16.gguf"
 expect_out '^head dim +128$' "qwen3 head dim"
 expect_out '^context +2048$' "--ctx is written"
@@ -72,7 +78,7 @@ generate() { # generate FILE MODEL
   wait "$pid"
   SERVE_RC=$?
 }
-for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16; do
+for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m; do
   generate "$T_TMP/$f.gguf" "$f"
   if [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e '
       const j = JSON.parse(require("fs").readFileSync(0, "utf8"));

@@ -276,6 +276,12 @@ static void shape_parse_errors(void **state)
         {"qwen2:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,head_dim=128", "qwen2"},
         {"llama:layers=99999999999,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "too large"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,tied=2", "0 or 1"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=8",
+         "qwen3moe architecture only"},
+        {"qwen3moe:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "qwen3moe needs"},
+        {"qwen3moe:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=4,"
+         "experts_used=8,expert_ff=64",
+         "qwen3moe needs"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct drv_model_shape s;
@@ -553,6 +559,37 @@ static void fit_sliding_window(void **state)
     free(r);
 }
 
+/* Qwen3-30B-A3B from the catalog: all 128 experts are held, 8 are read a token. */
+static void fit_mixture_of_experts(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("qwen3:30b");
+    assert_string_equal(m->arch, "qwen3moe");
+    assert_int_equal(m->n_expert, 128);
+    assert_int_equal(m->n_expert_used, 8);
+    /* Ollama's qwen3:30b (Q4_K_M) is 18.6 GB: 17.3 GiB */
+    double gib = (double)m->total_bytes / (1ull << 30);
+    assert_true(gib > 17.0 && gib < 17.6);
+    assert_true(m->expert_bytes > m->total_bytes * 9 / 10);
+    struct drv_model_shape s;
+    assert_int_equal(drv_shape_resolve("qwen3:30b", &s, NULL), 0);
+    double params = (double)drv_shape_params(&s);
+    assert_true(params > 30.0e9 && params < 31.0e9); /* 30.5B per the model card */
+
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    struct drv_fit_params p = drv_fit_default_params();
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_CPU);
+    /* a token reads the attention, the router and 8 of 128 experts: ~2 GiB, not 17 */
+    double read = (double)r->read_per_token / (1ull << 30);
+    assert_true(read > 1.5 && read < 2.6);
+    free(m);
+    free(hw);
+    free(r);
+}
+
 static void fit_roofline_and_ram(void **state)
 {
     (void)state;
@@ -813,13 +850,15 @@ static void recommend_cpu_only(void **state)
     check_picks_follow_numbers(r);
     /* 50 GB/s x 52.5 % / 15 tok/s = 1.75 GB a token: a 1.7B at q4_k_m */
     expect_pick(r, DRV_REC_DAILY, "qwen3:1.7b", DRV_SYNTH_Q4_K_M);
-    /* the best quality that still makes 5 tok/s: an 8B at q4_0 (~3.0-7.5) */
-    expect_pick(r, DRV_REC_QUALITY, "qwen3:8b", DRV_SYNTH_Q4_0);
-    /* the next sizes up fit but are too slow: one warning per size, smallest first */
+    /* the best quality that still makes 5 tok/s: the 30B mixture of experts, which
+     * reads only its 3.3B active parameters a token, at q8_0 */
+    expect_pick(r, DRV_REC_QUALITY, "qwen3:30b", DRV_SYNTH_Q8_0);
+    /* the next sizes up (dense 32Bs) fit but are too slow: one warning per size,
+     * smallest first */
     assert_int_equal(r->n_avoid, 3);
-    assert_string_equal(r->cand[r->avoid[0].cand].model, "mistral-nemo:12b");
+    assert_string_equal(r->cand[r->avoid[0].cand].model, "qwen3:32b");
     assert_non_null(strstr(r->avoid[0].reason, "is below 5 tok/s"));
-    assert_string_equal(r->cand[r->avoid[1].cand].model, "qwen3:14b");
+    assert_string_equal(r->cand[r->avoid[1].cand].model, "qwen2.5:32b");
     assert_non_null(strstr(r->avoid[1].reason, "is below 5 tok/s"));
     assert_string_equal(r->cand[r->avoid[2].cand].model, "llama3.1:70b");
     assert_non_null(strstr(r->avoid[2].reason, "does not fit this machine at all"));
@@ -907,6 +946,7 @@ int main(void)
         cmocka_unit_test(fit_8gb_gpu),
         cmocka_unit_test(fit_roofline_and_ram),
         cmocka_unit_test(fit_sliding_window),
+        cmocka_unit_test(fit_mixture_of_experts),
         cmocka_unit_test(fit_buffers_match_llama_cpp),
         cmocka_unit_test(recommend_8gb_laptop),
         cmocka_unit_test(recommend_cpu_only),
