@@ -179,6 +179,9 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     cp.n_threads = nt;
     cp.n_threads_batch = p->n_threads_batch > 0 ? p->n_threads_batch : nt;
     cp.kv_unified = false;
+    /* sliding-window layers keep their window, not the whole context (as
+     * llama-server does); a prefix they no longer hold is recomputed */
+    cp.swa_full = false;
     cp.no_perf = true;
     cp.type_k = kvt;
     cp.type_v = kvt;

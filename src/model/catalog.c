@@ -39,6 +39,13 @@
         .n_ff_exp = exp_ff                                                                         \
     }
 
+#define GEMMA3(nm, l, e, h, kv, hd, ff, voc, ctx, swa)                                             \
+    {                                                                                              \
+        .name = nm, .arch = "gemma3", .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv,     \
+        .head_dim = hd, .n_ff = ff, .n_vocab = voc, .n_ctx_train = ctx, .rope_theta = 1e6f,        \
+        .rms_eps = 1e-6f, .tied = true, .n_swa = swa                                               \
+    }
+
 static const struct drv_model_shape catalog[] = {
     QWEN2("qwen2.5:0.5b", 24, 896, 14, 2, 4864, 151936, 32768, 1e6f, true),
     QWEN2("qwen2.5:1.5b", 28, 1536, 12, 2, 8960, 151936, 32768, 1e6f, true),
@@ -61,6 +68,11 @@ static const struct drv_model_shape catalog[] = {
     LLAMA("deepseek-r1:8b-llama-distill", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 5e5f, false),
     LLAMA("mistral:7b", 32, 4096, 32, 8, 128, 14336, 32768, 32768, 1e6f, false),
     LLAMA("mistral-nemo:12b", 40, 5120, 32, 8, 128, 14336, 131072, 1024000, 1e6f, false),
+    /* text weights only: Ollama's 4b/12b/27b files also hold a 417M vision tower */
+    GEMMA3("gemma3:1b", 26, 1152, 4, 1, 256, 6912, 262144, 32768, 512),
+    GEMMA3("gemma3:4b", 34, 2560, 8, 4, 256, 10240, 262208, 131072, 1024),
+    GEMMA3("gemma3:12b", 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1024),
+    GEMMA3("gemma3:27b", 62, 5376, 32, 16, 128, 21504, 262208, 131072, 1024),
     LLAMA("smollm2:135m", 30, 576, 9, 3, 64, 1536, 49152, 8192, 1e5f, true),
     LLAMA("smollm2:360m", 32, 960, 15, 5, 64, 2560, 49152, 8192, 1e5f, true),
     LLAMA("smollm2:1.7b", 24, 2048, 32, 32, 64, 8192, 49152, 8192, 1.3e5f, true),
@@ -155,7 +167,7 @@ int drv_catalog_suggest(const char *name, const char **out, int max)
 static bool arch_supported(const char *arch)
 {
     return strcmp(arch, "llama") == 0 || strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 ||
-           strcmp(arch, "qwen3moe") == 0;
+           strcmp(arch, "qwen3moe") == 0 || strcmp(arch, "gemma3") == 0;
 }
 
 static int parse_u32(const char *key, const char *v, size_t vlen, uint32_t *out,
@@ -205,15 +217,17 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
     if (alen >= sizeof(out->arch))
         return drv_err_set(err, DRV_EINVAL,
                            "unknown architecture in SHAPE (want llama, qwen2, "
-                           "qwen3 or qwen3moe)");
+                           "qwen3, qwen3moe or gemma3)");
     memcpy(out->arch, spec, alen);
     out->arch[alen] = '\0';
     if (!arch_supported(out->arch))
         return drv_err_set(err, DRV_EINVAL,
-                           "unknown architecture '%s' in SHAPE (want llama, qwen2, qwen3 or "
-                           "qwen3moe)",
+                           "unknown architecture '%s' in SHAPE (want llama, qwen2, qwen3, "
+                           "qwen3moe or gemma3)",
                            out->arch);
     bool is_llama = strcmp(out->arch, "llama") == 0;
+    if (strcmp(out->arch, "gemma3") == 0)
+        out->n_swa = 1024; /* the window of the 4B and bigger ones */
     out->rope_theta = is_llama ? 10000.0f : 1e6f;
     out->rms_eps = is_llama ? 1e-5f : 1e-6f;
     out->n_ctx_train = 4096;
@@ -230,9 +244,10 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         size_t klen = (size_t)(eq - p);
         const char *v = eq + 1;
         size_t vlen = len - klen - 1;
-        static const char *const keys[] = {
-            "layers", "embd", "heads",      "kv_heads", "ff",      "vocab",        "head_dim",
-            "ctx",    "tied", "rope_theta", "eps",      "experts", "experts_used", "expert_ff"};
+        static const char *const keys[] = {"layers",       "embd",       "heads",    "kv_heads",
+                                           "ff",           "vocab",      "head_dim", "ctx",
+                                           "tied",         "rope_theta", "eps",      "experts",
+                                           "experts_used", "expert_ff",  "swa"};
         int k = -1;
         for (int i = 0; i < (int)(sizeof(keys) / sizeof(keys[0])); i++)
             if (strlen(keys[i]) == klen && strncmp(keys[i], p, klen) == 0)
@@ -241,7 +256,7 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
             return drv_err_set(err, DRV_EINVAL,
                                "unknown key '%.*s' in SHAPE (keys: layers, embd, heads, "
                                "kv_heads, ff, vocab, head_dim, ctx, tied, rope_theta, eps, "
-                               "experts, experts_used, expert_ff)",
+                               "experts, experts_used, expert_ff, swa)",
                                (int)klen, p);
         if (seen & (1u << k))
             return drv_err_set(err, DRV_EINVAL, "'%s' given twice in SHAPE", keys[k]);
@@ -291,8 +306,11 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         case 12:
             rc = parse_u32(keys[k], v, vlen, &out->n_expert_used, err);
             break;
-        default:
+        case 13:
             rc = parse_u32(keys[k], v, vlen, &out->n_ff_exp, err);
+            break;
+        default:
+            rc = parse_u32(keys[k], v, vlen, &out->n_swa, err);
             break;
         }
         if (rc)
@@ -354,6 +372,11 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err)
                            "expert_ff=1..262144");
     if (!moe && (s->n_expert || s->n_expert_used || s->n_ff_exp))
         return drv_err_set(err, DRV_EINVAL, "experts are for the qwen3moe architecture only");
+    bool gemma3 = strcmp(s->arch, "gemma3") == 0;
+    if (gemma3 && (s->n_swa < 1 || s->n_swa > (1u << 24)))
+        return drv_err_set(err, DRV_EINVAL, "gemma3 needs a sliding window: swa=1..16777216");
+    if (!gemma3 && s->n_swa)
+        return drv_err_set(err, DRV_EINVAL, "swa is for the gemma3 architecture only");
     return 0;
 }
 
@@ -388,7 +411,10 @@ uint64_t drv_shape_params(const struct drv_model_shape *s)
     uint64_t layer = 2 * e + e * q + 2 * e * kv + q * e + ffn;
     if (strcmp(s->arch, "qwen2") == 0)
         layer += q + 2 * kv;
-    if (strcmp(s->arch, "qwen3") == 0 || strcmp(s->arch, "qwen3moe") == 0)
+    if (strcmp(s->arch, "qwen3") == 0 || strcmp(s->arch, "qwen3moe") == 0 ||
+        strcmp(s->arch, "gemma3") == 0)
         layer += 2 * (uint64_t)s->head_dim;
+    if (strcmp(s->arch, "gemma3") == 0)
+        layer += 2 * e; /* post-attention and post-FFN norms */
     return voc * e * (s->tied ? 1 : 2) + e + layer * s->n_layer;
 }

@@ -168,6 +168,7 @@ static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_e
     m->n_ctx_train = s->n_ctx_train;
     m->n_expert = s->n_expert;
     m->n_expert_used = s->n_expert_used;
+    m->n_swa = s->n_swa;
     struct drv_tensor_size *t;
     int n;
     int rc = drv_synth_tensor_list(&p, &t, &n, err);
@@ -334,12 +335,13 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     uint64_t kvl = kv_per_layer_cell(m, p->kv);
     uint64_t c_layers = compute_layers(m, p, cells_seq);
     uint64_t c_logits = compute_output(m, p);
-    /* a sliding-window layer keeps the window of every sequence plus one
-     * ubatch, padded like the rest (llama.cpp's iSWA cache), never more than
-     * the full cache */
-    uint64_t cells_swa = pad_cells((uint32_t)(m->n_swa * n_seq + 512));
-    if (cells_swa > cells)
-        cells_swa = cells;
+    /* a sliding-window layer keeps, per sequence, the window plus one ubatch,
+     * padded like the rest (llama.cpp's iSWA cache, one stream per sequence as
+     * drover runs it), never more than the sequence's full cache */
+    uint64_t cells_swa = pad_cells((uint32_t)(m->n_swa + 512)); /* per sequence */
+    if (cells_swa > cells_seq)
+        cells_swa = cells_seq;
+    cells_swa *= n_seq;
     r->kv_per_token = drv_fit_kv_bytes_per_token(m, p->kv);
     r->kv_bytes = 0;
     for (uint32_t il = 0; il < nl; il++)

@@ -104,6 +104,9 @@ struct drv_model_shape {
      * of n_ff_exp, n_expert_used of them per token, picked by a router; n_ff is
      * then only written to the file (llama.cpp requires the key) */
     uint32_t n_expert, n_expert_used, n_ff_exp;
+    /* sliding-window attention (arch gemma3: 5 local layers to 1 global): the
+     * window in tokens; 0 = none */
+    uint32_t n_swa;
 };
 
 /* Number of catalog entries; entry i (0 <= i < count), static storage. */

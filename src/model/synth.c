@@ -184,7 +184,8 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
 {
     const struct drv_model_shape *s = &p->shape;
     bool qwen2 = strcmp(s->arch, "qwen2") == 0, moe = strcmp(s->arch, "qwen3moe") == 0;
-    bool qwen3 = strcmp(s->arch, "qwen3") == 0 || moe;
+    bool gemma3 = strcmp(s->arch, "gemma3") == 0;
+    bool qwen3 = strcmp(s->arch, "qwen3") == 0 || moe || gemma3; /* q/k norms */
     int64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
     int64_t q_out = (int64_t)s->head_dim * s->n_head;
     int64_t kv_out = (int64_t)s->head_dim * s->n_head_kv;
@@ -209,6 +210,8 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
             plan_add(pl, R_NORM, i, "attn_k_norm.weight", s->head_dim, 1);
         }
         plan_add(pl, R_ATTN_OUT, i, "attn_output.weight", q_out, e);
+        if (gemma3)
+            plan_add(pl, R_NORM, i, "post_attention_norm.weight", e, 1);
         plan_add(pl, R_NORM, i, "ffn_norm.weight", e, 1);
         if (moe) {
             int64_t xf = s->n_ff_exp, nx = s->n_expert;
@@ -224,6 +227,8 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
         plan_add(pl, R_FFN_GATE, i, "ffn_gate.weight", e, ff);
         plan_add(pl, R_FFN_UP, i, "ffn_up.weight", e, ff);
         plan_add(pl, R_FFN_DOWN, i, "ffn_down.weight", ff, e);
+        if (gemma3)
+            plan_add(pl, R_NORM, i, "post_ffw_norm.weight", e, 1);
     }
     plan_add(pl, R_NORM, -1, "output_norm.weight", e, 1);
     if (!s->tied)
@@ -513,6 +518,8 @@ static int set_metadata(struct gguf_context *g, const struct drv_synth_params *p
     set_u32(g, a, "context_length", p->n_ctx ? p->n_ctx : s->n_ctx_train);
     set_u32(g, a, "embedding_length", s->n_embd);
     set_u32(g, a, "feed_forward_length", s->n_ff);
+    if (s->n_swa)
+        set_u32(g, a, "attention.sliding_window", s->n_swa);
     if (s->n_expert) {
         set_u32(g, a, "expert_count", s->n_expert);
         set_u32(g, a, "expert_used_count", s->n_expert_used);

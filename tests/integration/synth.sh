@@ -54,6 +54,11 @@ expect_rc 0 "synth qwen3moe"
 run_drover inspect "$T_TMP/moe-q4_k_m.gguf"
 expect_out '^experts +8, 2 used per token$' "qwen3moe experts read back"
 expect_out '^architecture +qwen3moe$' "qwen3moe architecture"
+# gemma3: q/k norms, post-attention and post-FFN norms, a sliding window of 64
+run_drover synth 'gemma3:layers=6,embd=256,heads=4,kv_heads=1,head_dim=64,ff=512,vocab=700,swa=64' --quant q8_0 -o "$T_TMP/g3-q8_0.gguf"
+expect_rc 0 "synth gemma3"
+run_drover inspect "$T_TMP/g3-q8_0.gguf"
+expect_out '^sliding window +64$' "gemma3 window read back"
 run_drover inspect "$T_TMP/q3-f16.gguf"
 expect_out '^head dim +128$' "qwen3 head dim"
 expect_out '^context +2048$' "--ctx is written"
@@ -78,7 +83,7 @@ generate() { # generate FILE MODEL
   wait "$pid"
   SERVE_RC=$?
 }
-for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m; do
+for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0; do
   generate "$T_TMP/$f.gguf" "$f"
   if [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e '
       const j = JSON.parse(require("fs").readFileSync(0, "utf8"));

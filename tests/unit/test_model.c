@@ -263,7 +263,10 @@ static void shape_parse_errors(void **state)
         const char *msg;
     } bad[] = {
         {"layers=2,embd=256", "SHAPE must look like"},
-        {"gemma3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=64",
+         "gemma3 architecture only"},
+        {"gemma3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=0", "gemma3 needs"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512", "lacks 'vocab='"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=3,ff=512,vocab=1000", "kv_heads must divide"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=100", "vocab must be"},
@@ -588,6 +591,21 @@ static void fit_mixture_of_experts(void **state)
     free(m);
     free(hw);
     free(r);
+}
+
+/* gemma3 from the catalog: 5 of every 6 layers keep a 1024-token window */
+static void fit_gemma3_catalog(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("gemma3:27b");
+    assert_int_equal(m->n_swa, 1024);
+    /* 62 layers: 10 global (5, 11, ..., 59); 16 kv heads x 128 x 2 x 2 bytes each */
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 10 * 16 * 128 * 2 * 2);
+    struct drv_model_shape s;
+    assert_int_equal(drv_shape_resolve("gemma3:27b", &s, NULL), 0);
+    double params = (double)drv_shape_params(&s);
+    assert_true(params > 26.5e9 && params < 27.5e9); /* 27.0B of text weights */
+    free(m);
 }
 
 static void fit_roofline_and_ram(void **state)
@@ -947,6 +965,7 @@ int main(void)
         cmocka_unit_test(fit_roofline_and_ram),
         cmocka_unit_test(fit_sliding_window),
         cmocka_unit_test(fit_mixture_of_experts),
+        cmocka_unit_test(fit_gemma3_catalog),
         cmocka_unit_test(fit_buffers_match_llama_cpp),
         cmocka_unit_test(recommend_8gb_laptop),
         cmocka_unit_test(recommend_cpu_only),
