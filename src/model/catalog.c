@@ -46,6 +46,13 @@
         .rms_eps = 1e-6f, .tied = true, .n_swa = swa                                               \
     }
 
+#define PHI3(nm, l, e, h, kv, ff, voc, ctx, theta, rot, tie)                                       \
+    {                                                                                              \
+        .name = nm, .arch = "phi3", .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv,       \
+        .head_dim = (e) / (h), .n_ff = ff, .n_vocab = voc, .n_ctx_train = ctx,                     \
+        .rope_theta = theta, .rms_eps = 1e-5f, .tied = tie, .n_rot = rot                           \
+    }
+
 static const struct drv_model_shape catalog[] = {
     QWEN2("qwen2.5:0.5b", 24, 896, 14, 2, 4864, 151936, 32768, 1e6f, true),
     QWEN2("qwen2.5:1.5b", 28, 1536, 12, 2, 8960, 151936, 32768, 1e6f, true),
@@ -66,6 +73,8 @@ static const struct drv_model_shape catalog[] = {
     LLAMA("llama3.1:8b", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 5e5f, false),
     LLAMA("llama3.1:70b", 80, 8192, 64, 8, 128, 28672, 128256, 131072, 5e5f, false),
     LLAMA("deepseek-r1:8b-llama-distill", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 5e5f, false),
+    PHI3("phi4-mini:3.8b", 32, 3072, 24, 8, 8192, 200064, 131072, 1e4f, 96, true),
+    PHI3("phi4:14b", 40, 5120, 40, 10, 17920, 100352, 16384, 2.5e5f, 128, false),
     LLAMA("mistral:7b", 32, 4096, 32, 8, 128, 14336, 32768, 32768, 1e6f, false),
     LLAMA("mistral-nemo:12b", 40, 5120, 32, 8, 128, 14336, 131072, 1024000, 1e6f, false),
     /* text weights only: Ollama's 4b/12b/27b files also hold a 417M vision tower */
@@ -167,7 +176,8 @@ int drv_catalog_suggest(const char *name, const char **out, int max)
 static bool arch_supported(const char *arch)
 {
     return strcmp(arch, "llama") == 0 || strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 ||
-           strcmp(arch, "qwen3moe") == 0 || strcmp(arch, "gemma3") == 0;
+           strcmp(arch, "qwen3moe") == 0 || strcmp(arch, "gemma3") == 0 ||
+           strcmp(arch, "phi3") == 0;
 }
 
 static int parse_u32(const char *key, const char *v, size_t vlen, uint32_t *out,
@@ -217,13 +227,13 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
     if (alen >= sizeof(out->arch))
         return drv_err_set(err, DRV_EINVAL,
                            "unknown architecture in SHAPE (want llama, qwen2, "
-                           "qwen3, qwen3moe or gemma3)");
+                           "qwen3, qwen3moe, gemma3 or phi3)");
     memcpy(out->arch, spec, alen);
     out->arch[alen] = '\0';
     if (!arch_supported(out->arch))
         return drv_err_set(err, DRV_EINVAL,
                            "unknown architecture '%s' in SHAPE (want llama, qwen2, qwen3, "
-                           "qwen3moe or gemma3)",
+                           "qwen3moe, gemma3 or phi3)",
                            out->arch);
     bool is_llama = strcmp(out->arch, "llama") == 0;
     if (strcmp(out->arch, "gemma3") == 0)
@@ -247,7 +257,7 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         static const char *const keys[] = {"layers",       "embd",       "heads",    "kv_heads",
                                            "ff",           "vocab",      "head_dim", "ctx",
                                            "tied",         "rope_theta", "eps",      "experts",
-                                           "experts_used", "expert_ff",  "swa"};
+                                           "experts_used", "expert_ff",  "swa",      "rot"};
         int k = -1;
         for (int i = 0; i < (int)(sizeof(keys) / sizeof(keys[0])); i++)
             if (strlen(keys[i]) == klen && strncmp(keys[i], p, klen) == 0)
@@ -256,7 +266,7 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
             return drv_err_set(err, DRV_EINVAL,
                                "unknown key '%.*s' in SHAPE (keys: layers, embd, heads, "
                                "kv_heads, ff, vocab, head_dim, ctx, tied, rope_theta, eps, "
-                               "experts, experts_used, expert_ff, swa)",
+                               "experts, experts_used, expert_ff, swa, rot)",
                                (int)klen, p);
         if (seen & (1u << k))
             return drv_err_set(err, DRV_EINVAL, "'%s' given twice in SHAPE", keys[k]);
@@ -309,8 +319,11 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         case 13:
             rc = parse_u32(keys[k], v, vlen, &out->n_ff_exp, err);
             break;
-        default:
+        case 14:
             rc = parse_u32(keys[k], v, vlen, &out->n_swa, err);
+            break;
+        default:
+            rc = parse_u32(keys[k], v, vlen, &out->n_rot, err);
             break;
         }
         if (rc)
@@ -377,6 +390,9 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err)
         return drv_err_set(err, DRV_EINVAL, "gemma3 needs a sliding window: swa=1..16777216");
     if (!gemma3 && s->n_swa)
         return drv_err_set(err, DRV_EINVAL, "swa is for the gemma3 architecture only");
+    if (s->n_rot % 2 != 0 || s->n_rot > s->head_dim)
+        return drv_err_set(err, DRV_EINVAL, "rot must be even and at most head_dim (%u)",
+                           s->head_dim);
     return 0;
 }
 

@@ -107,6 +107,8 @@ struct drv_model_shape {
     /* sliding-window attention (arch gemma3: 5 local layers to 1 global): the
      * window in tokens; 0 = none */
     uint32_t n_swa;
+    /* rotary dimensions per head (phi3's partial rotary); 0 = head_dim */
+    uint32_t n_rot;
 };
 
 /* Number of catalog entries; entry i (0 <= i < count), static storage. */

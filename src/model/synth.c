@@ -90,7 +90,8 @@ enum role {
     R_FFN_GATE,
     R_FFN_UP,
     R_FFN_DOWN,
-    R_ROUTER, /* ffn_gate_inp: stays f32, as llama.cpp's quantizer leaves it */
+    R_ROUTER,   /* ffn_gate_inp: stays f32, as llama.cpp's quantizer leaves it */
+    R_ATTN_QKV, /* phi3's fused q, k, v */
 };
 
 struct tensor_plan {
@@ -154,6 +155,8 @@ static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan
     } else if (k_mix && (t->role == R_ATTN_V || t->role == R_FFN_DOWN) &&
                use_more_bits(t->layer, n_layer)) {
         type = GGML_TYPE_Q6_K;
+    } else if (k_mix && t->role == R_ATTN_QKV) {
+        type = q == DRV_SYNTH_Q4_K_M ? GGML_TYPE_Q5_K : GGML_TYPE_Q6_K;
     }
     return fit_row(type, t->ne0);
 }
@@ -184,7 +187,7 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
 {
     const struct drv_model_shape *s = &p->shape;
     bool qwen2 = strcmp(s->arch, "qwen2") == 0, moe = strcmp(s->arch, "qwen3moe") == 0;
-    bool gemma3 = strcmp(s->arch, "gemma3") == 0;
+    bool gemma3 = strcmp(s->arch, "gemma3") == 0, phi3 = strcmp(s->arch, "phi3") == 0;
     bool qwen3 = strcmp(s->arch, "qwen3") == 0 || moe || gemma3; /* q/k norms */
     int64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
     int64_t q_out = (int64_t)s->head_dim * s->n_head;
@@ -197,6 +200,14 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
     plan_add(pl, R_TOKEN_EMBD, -1, "token_embd.weight", e, voc);
     for (int i = 0; i < (int)s->n_layer; i++) {
         plan_add(pl, R_NORM, i, "attn_norm.weight", e, 1);
+        if (phi3) { /* fused q, k, v; gate and up fused in ffn_up */
+            plan_add(pl, R_ATTN_QKV, i, "attn_qkv.weight", e, q_out + 2 * kv_out);
+            plan_add(pl, R_ATTN_OUT, i, "attn_output.weight", q_out, e);
+            plan_add(pl, R_NORM, i, "ffn_norm.weight", e, 1);
+            plan_add(pl, R_FFN_UP, i, "ffn_up.weight", e, 2 * ff);
+            plan_add(pl, R_FFN_DOWN, i, "ffn_down.weight", ff, e);
+            continue;
+        }
         plan_add(pl, R_ATTN_Q, i, "attn_q.weight", e, q_out);
         plan_add(pl, R_ATTN_K, i, "attn_k.weight", e, kv_out);
         plan_add(pl, R_ATTN_V, i, "attn_v.weight", e, kv_out);
@@ -441,7 +452,11 @@ static void piece_name(uint32_t k, char *out)
     out[o] = '\0';
 }
 
-static int set_tokenizer(struct gguf_context *g, uint32_t n_vocab, struct drv_err *err)
+#define N_PHI3_SPECIAL 6
+static const char *const phi3_special[N_PHI3_SPECIAL] = {
+    "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>", "<|placeholder1|>"};
+
+static int set_tokenizer(struct gguf_context *g, uint32_t n_vocab, bool phi3, struct drv_err *err)
 {
     const size_t slot = 16;
     char *text = malloc((size_t)n_vocab * slot);
@@ -465,6 +480,11 @@ static int set_tokenizer(struct gguf_context *g, uint32_t n_vocab, struct drv_er
         } else if (i < TOK_FIRST) {
             snprintf(s, slot, "<0x%02X>", i - TOK_SPECIAL);
             types[i] = TT_BYTE;
+            scores[i] = 0.0f;
+        } else if (phi3 && i >= n_vocab - N_PHI3_SPECIAL) {
+            /* Phi-3's chat tokens, which llama.cpp's phi3 vocabulary looks up */
+            strcpy(s, phi3_special[i - (n_vocab - N_PHI3_SPECIAL)]);
+            types[i] = TT_CONTROL;
             scores[i] = 0.0f;
         } else {
             piece_name(i - TOK_FIRST, s);
@@ -532,11 +552,11 @@ static int set_metadata(struct gguf_context *g, const struct drv_synth_params *p
         set_u32(g, a, "attention.value_length", s->head_dim);
     }
     set_f32(g, a, "rope.freq_base", s->rope_theta);
-    set_u32(g, a, "rope.dimension_count", s->head_dim);
+    set_u32(g, a, "rope.dimension_count", s->n_rot ? s->n_rot : s->head_dim);
     set_f32(g, a, "attention.layer_norm_rms_epsilon", s->rms_eps);
     set_u32(g, a, "vocab_size", s->n_vocab);
     gguf_set_val_u64(g, "drover.synth.seed", p->seed);
-    return set_tokenizer(g, s->n_vocab, err);
+    return set_tokenizer(g, s->n_vocab, strcmp(s->arch, "phi3") == 0, err);
 }
 
 /* ---- the file ---- */

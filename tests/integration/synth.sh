@@ -59,6 +59,11 @@ run_drover synth 'gemma3:layers=6,embd=256,heads=4,kv_heads=1,head_dim=64,ff=512
 expect_rc 0 "synth gemma3"
 run_drover inspect "$T_TMP/g3-q8_0.gguf"
 expect_out '^sliding window +64$' "gemma3 window read back"
+# phi3: fused qkv and gate+up, partial rotary, Phi-3's chat tokens in the vocabulary
+run_drover synth 'phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,rot=48,tied=1' --quant q4_k_m -o "$T_TMP/phi-q4_k_m.gguf"
+expect_rc 0 "synth phi3"
+run_drover inspect "$T_TMP/phi-q4_k_m.gguf"
+expect_out '^rope +dim 48' "phi3 partial rotary read back"
 run_drover inspect "$T_TMP/q3-f16.gguf"
 expect_out '^head dim +128$' "qwen3 head dim"
 expect_out '^context +2048$' "--ctx is written"
@@ -83,7 +88,7 @@ generate() { # generate FILE MODEL
   wait "$pid"
   SERVE_RC=$?
 }
-for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0; do
+for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0 phi-q4_k_m; do
   generate "$T_TMP/$f.gguf" "$f"
   if [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e '
       const j = JSON.parse(require("fs").readFileSync(0, "utf8"));

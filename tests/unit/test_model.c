@@ -263,7 +263,8 @@ static void shape_parse_errors(void **state)
         const char *msg;
     } bad[] = {
         {"layers=2,embd=256", "SHAPE must look like"},
-        {"phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"gemma4:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,rot=65", "rot must be"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=64",
          "gemma3 architecture only"},
         {"gemma3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=0", "gemma3 needs"},
@@ -606,6 +607,24 @@ static void fit_gemma3_catalog(void **state)
     double params = (double)drv_shape_params(&s);
     assert_true(params > 26.5e9 && params < 27.5e9); /* 27.0B of text weights */
     free(m);
+}
+
+/* phi3: fused qkv and gate+up; Ollama's phi4 (Q4_K_M) is 9.1 GB = 8.47 GiB */
+static void fit_phi3_catalog(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("phi4:14b");
+    assert_string_equal(m->arch, "phi3");
+    double gib = (double)m->total_bytes / (1ull << 30);
+    assert_true(gib > 8.3 && gib < 8.6);
+    /* 40 layers x 10 kv heads x 128 x 2 (K, V) x 2 bytes */
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 40 * 10 * 128 * 2 * 2);
+    free(m);
+    struct drv_model_shape s;
+    assert_int_equal(drv_shape_resolve("phi4-mini:3.8b", &s, NULL), 0);
+    assert_int_equal(s.n_rot, 96);
+    double params = (double)drv_shape_params(&s);
+    assert_true(params > 3.7e9 && params < 3.95e9); /* 3.84B per the model card */
 }
 
 static void fit_roofline_and_ram(void **state)
@@ -966,6 +985,7 @@ int main(void)
         cmocka_unit_test(fit_sliding_window),
         cmocka_unit_test(fit_mixture_of_experts),
         cmocka_unit_test(fit_gemma3_catalog),
+        cmocka_unit_test(fit_phi3_catalog),
         cmocka_unit_test(fit_buffers_match_llama_cpp),
         cmocka_unit_test(recommend_8gb_laptop),
         cmocka_unit_test(recommend_cpu_only),
