@@ -47,9 +47,9 @@ const log = (s) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0
 
 // A catalog model synthesized once (random weights: speed and memory depend on
 // shapes and types only).
-function synth(name, quant) {
+function synth(name, quant, stem = name.replace(":", "-")) {
   fs.mkdirSync(cache, { recursive: true });
-  const f = path.join(cache, `${name.replace(":", "-")}-${quant}.gguf`);
+  const f = path.join(cache, `${stem}-${quant}.gguf`);
   if (!fs.existsSync(f)) {
     log(`synthesizing ${name} ${quant} into ${f} (once)`);
     const part = `${f}.part${process.pid}`;
@@ -65,6 +65,12 @@ const models = [
   { label: "llama3.2:1b q4_0", file: synth("llama3.2:1b", "q4_0") },
   ...(quick ? [] : [{ label: "llama3.2:1b q8_0", file: synth("llama3.2:1b", "q8_0") }]),
   { label: "qwen2.5:3b q4_k_m", file: synth("qwen2.5:3b", "q4_k_m") },
+  // sliding-window layers (5 local : 1 global, window 512) and a mixture of experts
+  ...(quick ? [] : [
+    { label: "gemma3:1b q4_k_m", file: synth("gemma3:1b", "q4_k_m") },
+    { label: "qwen3moe 32x512 q4_k_m", file: synth("qwen3moe:layers=8,embd=1024,heads=16,kv_heads=4," +
+      "head_dim=64,ff=2048,vocab=32000,experts=32,experts_used=4,expert_ff=512", "q4_k_m", "qwen3moe-32x512") },
+  ]),
 ];
 const M = Object.fromEntries(models.map((m) => [m.label, m]));
 // [model, ctx, kv, parallel]; stories' head_dim 8 has no flash-attention kernel, so no q8_0 KV
@@ -76,7 +82,9 @@ const cases = quick
      ["llama3.2:1b q4_0", 4096, "q8_0", 1], ["llama3.2:1b q4_0", 2048, "f16", 2],
      ["llama3.2:1b q8_0", 512, "q8_0", 1], ["llama3.2:1b q8_0", 8192, "f16", 1],
      ["qwen2.5:3b q4_k_m", 512, "f16", 1], ["qwen2.5:3b q4_k_m", 4096, "q8_0", 1],
-     ["qwen2.5:3b q4_k_m", 16384, "f16", 1]];
+     ["qwen2.5:3b q4_k_m", 16384, "f16", 1],
+     ["gemma3:1b q4_k_m", 4096, "f16", 1], ["gemma3:1b q4_k_m", 8192, "f16", 2],
+     ["qwen3moe 32x512 q4_k_m", 2048, "f16", 1]];
 
 // The machine profile predictions use; measureHw() refreshes its bandwidth (a
 // shared machine's bandwidth moves with the load on it: each speed case measures
@@ -115,8 +123,12 @@ async function measureMemory(file, ctx, kv, par) {
     const rss = +status.match(/VmRSS:\s+(\d+)/)[1] * 1024;
     const text = fs.readFileSync(logFile, "utf8");
     const buf = {};
-    for (const m of text.matchAll(/(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/g))
-      buf[`${m[1]} ${m[2]}`] = +m[3]; // the last report of each buffer
+    for (const m of text.matchAll(/(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/g)) {
+      const k = `${m[1]} ${m[2]}`;
+      // KV: one buffer per cache (a sliding-window model has two): summed;
+      // the others: the last report of each buffer
+      buf[k] = m[2] === "KV" ? (buf[k] || 0) + +m[3] : +m[3];
+    }
     return { buf, rss };
   } finally {
     srv.kill("SIGTERM");
