@@ -238,6 +238,30 @@ static void hist_add(uint64_t *b, uint64_t *n, double *sum, double secs)
     *sum += secs;
 }
 
+/* Under mu: the node answered with this model, so it has it loaded now; /api/ps
+ * says so at once instead of after the next poll (which then has the truth:
+ * the expiry here is Ollama's default keep-alive, a guess). */
+static void mark_loaded(struct fnode *nd, const char *node_model)
+{
+    struct fmodel *fm = NULL;
+    for (int m = 0; m < nd->n_models && fm == NULL; m++)
+        if (strcmp(nd->models[m].d.name, node_model) == 0)
+            fm = &nd->models[m];
+    if (fm == NULL || fm->loaded)
+        return;
+    fm->loaded = true;
+    struct drv_model_desc *r = realloc(nd->running, (size_t)(nd->n_running + 1) * sizeof(*r));
+    if (r == NULL)
+        return;
+    nd->running = r;
+    struct drv_model_desc *d = &nd->running[nd->n_running++];
+    *d = fm->d;
+    if (d->size_resident == 0)
+        d->size_resident = d->size;
+    d->expires_at = (int64_t)time(NULL) + 300;
+    drv_strlcpy(d->node, nd->cfg.name, sizeof(d->node));
+}
+
 /* Under mu: counts the end of a request that ran on node (>= 0). */
 static void account(struct drv_fleet *f, struct job *j, const struct drv_gen_event *ev)
 {
@@ -255,6 +279,8 @@ static void account(struct drv_fleet *f, struct job *j, const struct drv_gen_eve
         return;
     }
     nd->fails = 0;
+    if (nd->kind != DRV_NODE_LOCAL) /* the local list is read fresh */
+        mark_loaded(nd, j->node_model);
     const struct drv_gen_stats *st = &ev->stats;
     s->prompt_tokens += st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0;
     s->gen_tokens += st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0;

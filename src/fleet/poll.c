@@ -264,6 +264,14 @@ void drv_fleet_poll(struct drv_fleet *f)
             set_models(r, avail, n_avail, all_loaded);
         else
             free(avail);
+        if (r->ok && all_loaded && r->models) {
+            /* an OpenAI server (llama-server) holds what it serves loaded */
+            free(r->running);
+            r->running = calloc((size_t)(r->n_models > 0 ? r->n_models : 1), sizeof(*r->running));
+            r->n_running = 0;
+            for (int m = 0; r->running && m < r->n_models; m++)
+                r->running[r->n_running++] = r->models[m].d;
+        }
         for (int m = 0; m < r->n_running; m++)
             drv_strlcpy(r->running[m].node, cfg[i].name, sizeof(r->running[m].node));
     }
