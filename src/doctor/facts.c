@@ -70,8 +70,11 @@ static int64_t int_or(json_t *o, const char *key, int64_t dflt)
     json_t *v = json_object_get(o, key);
     if (json_is_integer(v))
         return json_integer_value(v);
-    if (json_is_real(v))
-        return (int64_t)json_real_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* a number a node sends may be anything: only in-range values convert */
+        return d >= -9.2e18 && d <= 9.2e18 ? (int64_t)d : dflt;
+    }
     return dflt;
 }
 
