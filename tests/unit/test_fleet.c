@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fleet/fleet.h"
+#include "store/store.h"
 
 /* ---- a scripted backend: one model, answers "ok" on a thread of its own ---- */
 
@@ -383,6 +384,50 @@ static void failure_without_alternative(void **state)
     drv_fleet_free(f);
 }
 
+/* Rates start from the bench history of the node (by name), before any traffic. */
+static void rates_seeded_from_bench_history(void **state)
+{
+    (void)state;
+    char db[] = "/tmp/drover-test-fleet-XXXXXX";
+    int fd = mkstemp(db);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(db);
+    struct drv_store *st;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_store_open(db, &st, &err), 0);
+    struct drv_bench_rep reps[2] = {
+        {.concurrency = 1, .pp_tps = 400, .tg_tps = 40, .ttft_ms = -1, .e2e_ms = -1},
+        {.concurrency = 1, .pp_tps = 600, .tg_tps = 60, .ttft_ms = -1, .e2e_ms = -1}};
+    struct drv_bench_run run = {.reps = reps, .n_reps = 2};
+    strcpy(run.target, "local");
+    strcpy(run.kind, "drover");
+    strcpy(run.model, "m");
+    assert_int_equal(drv_store_add_run(st, &run, &err), 0);
+    drv_store_close(st);
+
+    struct fake fk;
+    fake_init(&fk);
+    char conf[256];
+    snprintf(conf, sizeof(conf), "[fleet]\nhealth_interval = 60s\nhistory = %s\n", db);
+    struct drv_fleet *f = fleet_of(conf, &fk);
+    struct drv_buf b;
+    drv_buf_init(&b, 1 << 20);
+    assert_int_equal(drv_fleet_nodes_json(f, &b), 0);
+    if (!strstr(b.data, "\"tg_tps\":50.0") || !strstr(b.data, "\"rates_from\":\"bench history\""))
+        fail_msg("%s", b.data);
+    assert_non_null(strstr(b.data, "\"pp_tps\":500.0"));
+    drv_buf_release(&b);
+    drv_fleet_free(f);
+    char side[64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(side, sizeof(side), "%s%s", db, i ? "-shm" : "-wal");
+        unlink(side);
+    }
+    unlink(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +437,7 @@ int main(void)
         cmocka_unit_test(routes_around_a_dead_node),
         cmocka_unit_test(queue_is_bounded),
         cmocka_unit_test(failure_without_alternative),
+        cmocka_unit_test(rates_seeded_from_bench_history),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
