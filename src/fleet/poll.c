@@ -2,7 +2,6 @@
  * and model listings, rates from the bench history, /metrics and the node
  * table. */
 #include "api/api.h"
-#include "bench/bench.h"
 #include "fleet/fleet_int.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -141,6 +140,68 @@ static void answer_error(const struct drv_http_response *resp, char *out, size_t
     json_decref(j);
 }
 
+/* GET base+path with the node's key; the status, or 0 when nothing answered
+ * (why in err). body gets a 2xx body. */
+static long get(const struct drv_fleet_node_cfg *c, const char *path, int64_t timeout_ms,
+                struct drv_http_response *resp, char *err, size_t err_size)
+{
+    char url[320];
+    snprintf(url, sizeof(url), "%s%s", c->url, path);
+    struct drv_http_request rq = {.url = url,
+                                  .connect_timeout_ms = timeout_ms,
+                                  .timeout_ms = timeout_ms,
+                                  .max_body_bytes = 4u << 20,
+                                  .bearer = c->api_key};
+    struct drv_err e;
+    drv_err_init(&e);
+    if (drv_http_fetch(&rq, resp, &e) != 0) {
+        drv_strlcpy(err, e.msg, err_size);
+        return 0;
+    }
+    return resp->status;
+}
+
+/* A node's kind, from what it answers (with its key): /api/version like Ollama
+ * (drover too: its /metrics has drover_ series), else /v1/models like an
+ * OpenAI server. DRV_NODE_AUTO and a reason in err when neither. */
+static enum drv_node_kind detect(const struct drv_fleet_node_cfg *c, int64_t timeout_ms, char *err,
+                                 size_t err_size)
+{
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    enum drv_node_kind k = DRV_NODE_AUTO;
+    long st = get(c, "/api/version", timeout_ms, &r, err, err_size);
+    json_error_t je;
+    json_t *j = st == 200 && r.body.len ? json_loadb(r.body.data, r.body.len, 0, &je) : NULL;
+    bool ollama_api = json_is_string(json_object_get(j, "version"));
+    json_decref(j);
+    if (ollama_api) {
+        drv_buf_reset(&r.body);
+        st = get(c, "/metrics", timeout_ms, &r, err, err_size);
+        k = st == 200 && r.body.data && strstr(r.body.data, "drover_") ? DRV_NODE_DROVER
+                                                                       : DRV_NODE_OLLAMA;
+    } else if (st != 0) {
+        drv_buf_reset(&r.body);
+        st = get(c, "/v1/models", timeout_ms, &r, err, err_size);
+        j = st == 200 && r.body.len ? json_loadb(r.body.data, r.body.len, 0, &je) : NULL;
+        if (json_is_array(json_object_get(j, "data")))
+            k = DRV_NODE_OPENAI;
+        else if (st == 401 || st == 403)
+            snprintf(err, err_size, "%s answers %ld: %s", c->url, st,
+                     c->api_key[0] ? "its API key was refused"
+                                   : "it wants an API key "
+                                     "(api_key_file)");
+        else
+            snprintf(err, err_size,
+                     "%s answers neither /api/version (Ollama, drover) nor /v1/models "
+                     "(OpenAI); set kind =",
+                     c->url);
+        json_decref(j);
+    }
+    drv_http_response_release(&r);
+    return k;
+}
+
 void drv_fleet_poll(struct drv_fleet *f)
 {
     int n;
@@ -160,16 +221,7 @@ void drv_fleet_poll(struct drv_fleet *f)
         detect_err[i][0] = '\0';
         if (kind[i] != DRV_NODE_AUTO)
             continue;
-        struct drv_bench_target t;
-        struct drv_err e;
-        drv_err_init(&e);
-        if (drv_bench_detect(cfg[i].url, DRV_BENCH_KIND_AUTO, &t, &e) == 0) {
-            kind[i] = t.kind == DRV_BENCH_KIND_DROVER   ? DRV_NODE_DROVER
-                      : t.kind == DRV_BENCH_KIND_OLLAMA ? DRV_NODE_OLLAMA
-                                                        : DRV_NODE_OPENAI;
-        } else {
-            drv_strlcpy(detect_err[i], e.msg, sizeof(detect_err[i]));
-        }
+        kind[i] = detect(&cfg[i], f->p.health_timeout_ms, detect_err[i], sizeof(detect_err[i]));
     }
 
     struct drv_http_request rq[(DRV_FLEET_MAX_NODES + 1) * 3];

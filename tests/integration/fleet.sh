@@ -246,14 +246,14 @@ call POST "$U/v1/chat/completions" '{"model":"stories260K","messages":[{"role":"
 expect_code 401 "openai route needs the key"
 jq_check 'j.error && j.error.type === "authentication_error"' "401 in the OpenAI error shape"
 call GET "$U/health"; expect_code 200 "health stays open"
-# a gateway in front of the keyed one sends its key upstream, and logs it nowhere
+# a gateway in front of the keyed one sends its key upstream (detecting the
+# node's kind with it, too), and logs it nowhere
 K=$U
 cat >"$T_TMP/chain.conf" <<EOF
 [fleet]
 local = no
 [node keyed]
 url = $K
-kind = drover
 api_key_file = $T_TMP/keys
 EOF
 start_serve "$T_TMP/gw3.log" --config "$T_TMP/chain.conf" --host 0.0.0.0 --log-level debug || fail "chained gateway"
@@ -263,6 +263,8 @@ grep -q "listens on 127.0.0.1 only" "$T_TMP/gw3.log" && pass || fail "no keys: l
 call POST "$U/api/generate" "$GEN"
 expect_code 200 "through a keyed upstream"
 [ "$(served_by)" = keyed ] && pass || fail "chained: served by $(served_by)"
+call GET "$U/api/drover/nodes"
+jq_check 'j.nodes[0].kind === "drover" && j.nodes[0].up' "the keyed node's kind detected with its key"
 grep -q "s3cret" "$T_TMP/gw2.log" "$T_TMP/gw3.log" && fail "the key reached a log" || pass
 
 run_drover nodes --url "$G" --json
