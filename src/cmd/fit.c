@@ -7,20 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *verdict_name(enum drv_fit_verdict v)
-{
-    switch (v) {
-    case DRV_FIT_GPU:
-        return "gpu";
-    case DRV_FIT_PARTIAL:
-        return "partial";
-    case DRV_FIT_CPU:
-        return "cpu";
-    default:
-        return "none";
-    }
-}
-
 static json_t *bw_json(double v)
 {
     return v > 0 ? json_real(v) : json_null();
@@ -50,7 +36,7 @@ static json_t *to_json(const struct drv_fit_model *m, const struct drv_fit_resul
     json_object_set_new(o, "kv_type", json_string(drv_fit_kv_name(r->params.kv)));
     json_object_set_new(o, "kv_bytes_per_token", json_integer((json_int_t)r->kv_per_token));
     json_object_set_new(o, "kv_bytes", json_integer((json_int_t)r->kv_bytes));
-    json_object_set_new(o, "fit", json_string(verdict_name(r->verdict)));
+    json_object_set_new(o, "fit", json_string(drv_fit_verdict_name(r->verdict)));
     json_object_set_new(o, "gpu_layers", json_integer(r->n_gpu_layers));
     json_object_set_new(o, "gpu_layers_all", json_integer(m->n_layer + 1));
     json_object_set_new(o, "total_bytes", json_integer((json_int_t)r->total_bytes));

@@ -18,20 +18,6 @@
 #define MEASURE_MAX_MODELS 4             /* measurements per run */
 #define MEASURE_MAX_PARAMS 2000000000ull /* default --measure-max */
 
-static const char *verdict_name(enum drv_fit_verdict v)
-{
-    switch (v) {
-    case DRV_FIT_GPU:
-        return "gpu";
-    case DRV_FIT_PARTIAL:
-        return "partial";
-    case DRV_FIT_CPU:
-        return "cpu";
-    default:
-        return "none";
-    }
-}
-
 /* "2b", "1.5B", "500m", "2000000000" -> parameters */
 static bool parse_params(const char *s, uint64_t *out)
 {
@@ -267,7 +253,7 @@ static json_t *cand_json(const struct drv_rec_candidate *c)
     json_object_set_new(o, "fast_memory_bytes", json_integer((json_int_t)c->fast_used));
     json_object_set_new(o, "context", json_integer(c->n_ctx));
     json_object_set_new(o, "max_context", c->max_ctx ? json_integer(c->max_ctx) : json_null());
-    json_object_set_new(o, "fit", json_string(verdict_name(c->verdict)));
+    json_object_set_new(o, "fit", json_string(drv_fit_verdict_name(c->verdict)));
     json_object_set_new(o, "fits", json_boolean(c->fits));
     json_object_set_new(o, "gpu_layers", json_integer(c->n_gpu_layers));
     json_object_set_new(o, "gpu_layers_all", json_integer(c->n_units));

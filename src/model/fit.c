@@ -41,6 +41,20 @@ bool drv_fit_kv_parse(const char *s, enum drv_fit_kv *out)
     return false;
 }
 
+const char *drv_fit_verdict_name(enum drv_fit_verdict v)
+{
+    switch (v) {
+    case DRV_FIT_GPU:
+        return "gpu";
+    case DRV_FIT_PARTIAL:
+        return "partial";
+    case DRV_FIT_CPU:
+        return "cpu";
+    default:
+        return "none";
+    }
+}
+
 const char *drv_fit_kv_name(enum drv_fit_kv kv)
 {
     return (int)kv >= 0 && (int)kv < N_KV_TYPES ? kv_types[kv].name : "?";

@@ -281,6 +281,10 @@ enum drv_fit_verdict {
     DRV_FIT_NONE,    /* does not fit RAM either */
 };
 
+/* "gpu", "partial", "cpu" or "none": the verdict as fit's and recommend's JSON
+ * write it. Static string. */
+const char *drv_fit_verdict_name(enum drv_fit_verdict v);
+
 struct drv_fit_result {
     struct drv_fit_params params;
     enum drv_fit_verdict verdict;

@@ -183,8 +183,12 @@ static int64_t n_rows(const struct tensor_plan *t)
     return t->ne1 * t->ne2;
 }
 
+/* The tensors of p's model, after checking its shape. */
 static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct drv_err *err)
 {
+    int rc = drv_shape_check(&p->shape, err);
+    if (rc)
+        return rc;
     const struct drv_model_shape *s = &p->shape;
     bool qwen2 = strcmp(s->arch, "qwen2") == 0, moe = strcmp(s->arch, "qwen3moe") == 0;
     bool gemma3 = strcmp(s->arch, "gemma3") == 0, phi3 = strcmp(s->arch, "phi3") == 0;
@@ -261,7 +265,7 @@ static uint64_t tensor_bytes(const struct tensor_plan *t)
 uint64_t drv_synth_tensor_bytes(const struct drv_synth_params *p)
 {
     struct plan pl;
-    if (drv_shape_check(&p->shape, NULL) != 0 || plan_build(p, &pl, NULL) != 0)
+    if (plan_build(p, &pl, NULL) != 0)
         return 0;
     uint64_t sum = 0;
     for (int i = 0; i < pl.n; i++)
@@ -275,11 +279,8 @@ int drv_synth_tensor_list(const struct drv_synth_params *p, struct drv_tensor_si
 {
     *out = NULL;
     *n = 0;
-    int rc = drv_shape_check(&p->shape, err);
-    if (rc)
-        return rc;
     struct plan pl;
-    rc = plan_build(p, &pl, err);
+    int rc = plan_build(p, &pl, err);
     if (rc)
         return rc;
     struct drv_tensor_size *t = calloc((size_t)pl.n, sizeof(*t));
@@ -623,11 +624,8 @@ int drv_synth_write(const struct drv_synth_params *p, const char *path, struct d
 {
     if ((int)p->quant < 0 || (int)p->quant >= N_QUANTS)
         return drv_err_set(err, DRV_EINVAL, "unknown quantization");
-    int rc = drv_shape_check(&p->shape, err);
-    if (rc)
-        return rc;
     struct plan pl;
-    rc = plan_build(p, &pl, err);
+    int rc = plan_build(p, &pl, err);
     if (rc)
         return rc;
 
