@@ -235,31 +235,12 @@ static void respond_buf(struct drv_http_req *req, int rc, struct drv_buf *b, con
     drv_buf_release(b);
 }
 
-/* Lists the backend's models (running only when asked) into a heap array. */
-static int list(struct drv_api_server *s, bool running, struct drv_model_desc **out)
-{
-    int cap = 64;
-    for (;;) {
-        struct drv_model_desc *d = calloc((size_t)cap, sizeof(*d));
-        if (d == NULL)
-            return -1;
-        int n = running ? s->backend->ops->list_running(s->backend, d, cap)
-                        : s->backend->ops->list_models(s->backend, d, cap);
-        if (n <= cap) {
-            *out = d;
-            return n;
-        }
-        free(d);
-        cap = n;
-    }
-}
-
 typedef int (*list_enc_fn)(const struct drv_model_desc *, size_t, struct drv_buf *);
 
 static void handle_list(struct drv_http_req *req, void *ud, bool running, list_enc_fn enc)
 {
     struct drv_model_desc *d;
-    int n = list(srv_of(ud), running, &d);
+    int n = drv_backend_list(srv_of(ud)->backend, running, &d);
     if (n < 0) {
         drv_http_respond_json_error(req, 500, "out of memory");
         return;
@@ -303,7 +284,7 @@ static void h_show(struct drv_http_req *req, void *ud)
         return;
     }
     struct drv_model_desc *d;
-    int n = list(s, false, &d);
+    int n = drv_backend_list(s->backend, false, &d);
     char want[160];
     snprintf(want, sizeof(want), strchr(name, ':') ? "%s" : "%s:latest", name);
     const struct drv_model_desc *m = NULL;

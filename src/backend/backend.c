@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void drv_gen_request_init(struct drv_gen_request *r)
@@ -22,4 +23,22 @@ void drv_gen_request_init(struct drv_gen_request *r)
     r->format = DRV_FORMAT_TEXT;
     r->think = -1;
     r->keep_alive_ms = INT64_MIN;
+}
+
+int drv_backend_list(struct drv_backend *b, bool running, struct drv_model_desc **out)
+{
+    *out = NULL;
+    int cap = 64;
+    for (;;) {
+        struct drv_model_desc *d = calloc((size_t)cap, sizeof(*d));
+        if (d == NULL)
+            return DRV_ENOMEM;
+        int n = running ? b->ops->list_running(b, d, cap) : b->ops->list_models(b, d, cap);
+        if (n <= cap) {
+            *out = d;
+            return n;
+        }
+        free(d); /* more came than fit: again, with room for all of them */
+        cap = n;
+    }
 }

@@ -198,4 +198,8 @@ struct drv_backend {
     void *impl; /* the implementation's state */
 };
 
+/* Every model b lists (running: the loaded ones) into a heap array *out (the
+ * caller frees it; never NULL on success). Returns how many, or DRV_ENOMEM. */
+int drv_backend_list(struct drv_backend *b, bool running, struct drv_model_desc **out);
+
 #endif

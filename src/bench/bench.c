@@ -61,31 +61,33 @@ void drv_bench_result_release(struct drv_bench_result *r)
 
 /* ---- probing ------------------------------------------------------------------ */
 
-/* GET base+path; resp gets the status and body. Returns drv_http_fetch's code. */
-static int probe_get(const char *base, const char *path, long timeout_ms,
+/* GET the target's url+path (with its key); resp gets the status and body.
+ * Returns drv_http_fetch's code. */
+static int probe_get(const struct drv_bench_target *t, const char *path, long timeout_ms,
                      struct drv_http_response *resp, struct drv_err *err)
 {
     char url[512];
-    snprintf(url, sizeof(url), "%s%s", base, path);
+    snprintf(url, sizeof(url), "%s%s", t->url, path);
     struct drv_http_request rq = {
         .url = url,
         .connect_timeout_ms = PROBE_CONNECT_MS,
         .timeout_ms =
             timeout_ms > 0 && timeout_ms < PROBE_TIMEOUT_MS ? timeout_ms : PROBE_TIMEOUT_MS,
         .max_body_bytes = 4u << 20,
+        .bearer = t->bearer,
     };
     return drv_http_fetch(&rq, resp, err);
 }
 
 /* GET base+path as JSON: the parsed body of a 200 answer, else NULL (*rc says
  * whether the server could be reached at all). */
-static json_t *probe_json(const char *base, const char *path, long timeout_ms, int *rc,
-                          struct drv_err *err)
+static json_t *probe_json(const struct drv_bench_target *t, const char *path, long timeout_ms,
+                          int *rc, struct drv_err *err)
 {
     struct drv_http_response resp;
     drv_http_response_init(&resp);
     json_t *j = NULL;
-    *rc = probe_get(base, path, timeout_ms, &resp, err);
+    *rc = probe_get(t, path, timeout_ms, &resp, err);
     if (*rc == 0 && resp.status == 200 && resp.body.len)
         j = json_loadb(resp.body.data, resp.body.len, JSON_ALLOW_NUL, NULL);
     drv_http_response_release(&resp);
@@ -116,7 +118,7 @@ static void node_hw(struct drv_bench_target *t)
     int rc;
     struct drv_err e;
     drv_err_init(&e);
-    json_t *j = probe_json(t->url, "/api/drover/hw", 0, &rc, &e);
+    json_t *j = probe_json(t, "/api/drover/hw", 0, &rc, &e);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     struct drv_hw *hw = calloc(1, sizeof(*hw));
     drv_err_init(&e);
@@ -127,10 +129,12 @@ static void node_hw(struct drv_bench_target *t)
     json_decref(j);
 }
 
-int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_bench_target *t,
-                     struct drv_err *err)
+int drv_bench_detect(const char *url, const char *bearer, enum drv_bench_kind forced,
+                     struct drv_bench_target *t, struct drv_err *err)
 {
     memset(t, 0, sizeof(*t));
+    if (bearer && drv_strlcpy(t->bearer, bearer, sizeof(t->bearer)) >= sizeof(t->bearer))
+        return drv_err_set(err, DRV_EINVAL, "API key too long");
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return drv_err_set(err, DRV_EINVAL, "%s: not an http:// URL", url);
     drv_strlcpy(t->url, url, sizeof(t->url));
@@ -141,7 +145,7 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
     struct drv_err e;
     drv_err_init(&e);
     int rc;
-    json_t *v = probe_json(t->url, "/api/version", 0, &rc, &e);
+    json_t *v = probe_json(t, "/api/version", 0, &rc, &e);
     if (rc) {
         json_decref(v);
         if (rc == DRV_EUPSTREAM) {
@@ -155,7 +159,7 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
     if (forced != DRV_BENCH_KIND_AUTO) {
         t->kind = forced;
         if (forced == DRV_BENCH_KIND_LLAMA_SERVER) {
-            json_t *p = probe_json(t->url, "/props", 0, &rc, &e);
+            json_t *p = probe_json(t, "/props", 0, &rc, &e);
             llama_server_version(p, t);
             json_decref(p);
         }
@@ -168,7 +172,7 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
         struct drv_http_response m;
         drv_http_response_init(&m);
         drv_err_init(&e);
-        rc = probe_get(t->url, "/metrics", 0, &m, &e);
+        rc = probe_get(t, "/metrics", 0, &m, &e);
         bool drover =
             rc == 0 && m.status == 200 && m.body.data && strstr(m.body.data, "drover_") != NULL;
         drv_http_response_release(&m);
@@ -178,7 +182,7 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
         return 0;
     }
     json_decref(v);
-    json_t *p = probe_json(t->url, "/props", 0, &rc, &e);
+    json_t *p = probe_json(t, "/props", 0, &rc, &e);
     if (p &&
         (json_object_get(p, "default_generation_settings") || json_object_get(p, "build_info"))) {
         t->kind = DRV_BENCH_KIND_LLAMA_SERVER;
@@ -187,7 +191,7 @@ int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_ben
         return 0;
     }
     json_decref(p);
-    json_t *m = probe_json(t->url, "/v1/models", 0, &rc, &e);
+    json_t *m = probe_json(t, "/v1/models", 0, &rc, &e);
     bool openai = m && json_is_array(json_object_get(m, "data"));
     json_decref(m);
     if (openai) {
@@ -242,7 +246,7 @@ static int list_models(struct drv_bench_target *t, long timeout_ms, json_t **hol
     int rc;
     struct drv_err e;
     drv_err_init(&e);
-    *hold = probe_json(t->url, path, timeout_ms, &rc, &e);
+    *hold = probe_json(t, path, timeout_ms, &rc, &e);
     if (rc)
         return drv_err_set(err, rc, "%s", e.msg);
     if (*hold == NULL)
@@ -269,12 +273,12 @@ static void loaded_model(struct drv_bench_target *t, long timeout_ms, char *out,
     drv_err_init(&e);
     out[0] = '\0';
     if (t->kind == DRV_BENCH_KIND_DROVER || t->kind == DRV_BENCH_KIND_OLLAMA) {
-        json_t *ps = probe_json(t->url, "/api/ps", timeout_ms, &rc, &e);
+        json_t *ps = probe_json(t, "/api/ps", timeout_ms, &rc, &e);
         json_t *first = json_array_get(json_object_get(ps, "models"), 0);
         copy_json_str(out, size, json_object_get(first, "name"));
         json_decref(ps);
     } else if (t->kind == DRV_BENCH_KIND_LLAMA_SERVER) {
-        json_t *p = probe_json(t->url, "/props", timeout_ms, &rc, &e);
+        json_t *p = probe_json(t, "/props", timeout_ms, &rc, &e);
         copy_json_str(out, size, json_object_get(p, "model_path"));
         json_decref(p);
     }
@@ -643,6 +647,7 @@ static double run_streams(const struct drv_bench_target *t, const struct drv_ben
             .on_chunk = on_chunk,
             .ud = &ss[i],
             .cancel = cancel,
+            .bearer = t->bearer,
         };
     }
     uint64_t t0 = drv_now_ns();
@@ -791,7 +796,7 @@ int drv_bench_run_target(const char *url, const struct drv_bench_params *p,
     char what[400];
     if (progress)
         progress(progress_ud, url, "detecting the server");
-    int rc = drv_bench_detect(url, p->kind, &r->target, &e);
+    int rc = drv_bench_detect(url, NULL, p->kind, &r->target, &e);
     if (rc == 0) {
         if (progress)
             progress(progress_ud, url, "choosing the model");

@@ -58,14 +58,16 @@ struct drv_bench_target {
     uint64_t model_size;     /* bytes; 0 when unknown */
     char quant[24];          /* "" when unknown */
     char hw[256];            /* the node's machine in one line (drover nodes), "" unknown */
+    char bearer[512];        /* API key sent with every request ("" = none) */
 };
 
 /* Detects the kind of the server at url (unless forced != AUTO) and its
- * version; fills t->url, t->kind, t->version. Returns 0, DRV_EUPSTREAM when it
+ * version, asking with the API key bearer (NULL = none, kept in t for every
+ * later request); fills t->url, t->kind, t->version. Returns 0, DRV_EUPSTREAM when it
  * cannot be reached (err: "unreachable: ..."), DRV_ENOENT when it answers like
  * none of the known kinds, DRV_EINVAL for a bad URL. */
-int drv_bench_detect(const char *url, enum drv_bench_kind forced, struct drv_bench_target *t,
-                     struct drv_err *err);
+int drv_bench_detect(const char *url, const char *bearer, enum drv_bench_kind forced,
+                     struct drv_bench_target *t, struct drv_err *err);
 
 /* Chooses the model on a detected target: `want`, else its loaded model, else
  * its only model. Fills t->model, model_display and what is known of digest,

@@ -2,6 +2,7 @@
  * and model listings, rates from the bench history, /metrics and the node
  * table. */
 #include "api/api.h"
+#include "bench/bench.h"
 #include "fleet/fleet_int.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -104,24 +105,14 @@ static void set_models(struct poll_result *r, struct drv_model_desc *avail, int 
 
 static void poll_local(struct drv_fleet *f, struct poll_result *r)
 {
-    struct drv_backend *b = f->local;
-    struct drv_model_desc *avail = NULL;
-    int n = 0, cap = 16;
-    for (;;) {
+    struct drv_model_desc *avail;
+    int n = drv_backend_list(f->local, false, &avail);
+    r->n_running = n < 0 ? n : drv_backend_list(f->local, true, &r->running);
+    if (n < 0 || r->n_running < 0) {
         free(avail);
-        avail = calloc((size_t)cap, sizeof(*avail));
-        free(r->running);
-        r->running = calloc((size_t)cap, sizeof(*r->running));
-        if (avail == NULL || r->running == NULL) {
-            free(avail);
-            snprintf(r->error, sizeof(r->error), "out of memory");
-            return;
-        }
-        n = b->ops->list_models(b, avail, cap);
-        r->n_running = b->ops->list_running(b, r->running, cap);
-        if (n <= cap && r->n_running <= cap)
-            break;
-        cap = (n > r->n_running ? n : r->n_running) + 8;
+        r->n_running = 0;
+        snprintf(r->error, sizeof(r->error), "out of memory");
+        return;
     }
     r->ok = true;
     drv_strlcpy(r->version, "local", sizeof(r->version));
@@ -140,66 +131,24 @@ static void answer_error(const struct drv_http_response *resp, char *out, size_t
     json_decref(j);
 }
 
-/* GET base+path with the node's key; the status, or 0 when nothing answered
- * (why in err). body gets a 2xx body. */
-static long get(const struct drv_fleet_node_cfg *c, const char *path, int64_t timeout_ms,
-                struct drv_http_response *resp, char *err, size_t err_size)
+/* A node's kind, from what it answers to `drover bench`'s detection, asked
+ * with the node's key; DRV_NODE_AUTO and the reason in err when none. */
+static enum drv_node_kind detect(const struct drv_fleet_node_cfg *c, char *err, size_t err_size)
 {
-    char url[320];
-    snprintf(url, sizeof(url), "%s%s", c->url, path);
-    struct drv_http_request rq = {.url = url,
-                                  .connect_timeout_ms = timeout_ms,
-                                  .timeout_ms = timeout_ms,
-                                  .max_body_bytes = 4u << 20,
-                                  .bearer = c->api_key};
+    struct drv_bench_target t;
     struct drv_err e;
     drv_err_init(&e);
-    if (drv_http_fetch(&rq, resp, &e) != 0) {
-        drv_strlcpy(err, e.msg, err_size);
-        return 0;
+    if (drv_bench_detect(c->url, c->api_key, DRV_BENCH_KIND_AUTO, &t, &e) != 0) {
+        struct drv_buf b; /* the message may be long: cut to err_size */
+        drv_buf_init(&b, 4096);
+        drv_buf_appendf(&b, "%s (or set kind = in [node %s])", e.msg, c->name);
+        drv_strlcpy(err, b.data ? b.data : e.msg, err_size);
+        drv_buf_release(&b);
+        return DRV_NODE_AUTO;
     }
-    return resp->status;
-}
-
-/* A node's kind, from what it answers (with its key): /api/version like Ollama
- * (drover too: its /metrics has drover_ series), else /v1/models like an
- * OpenAI server. DRV_NODE_AUTO and a reason in err when neither. */
-static enum drv_node_kind detect(const struct drv_fleet_node_cfg *c, int64_t timeout_ms, char *err,
-                                 size_t err_size)
-{
-    struct drv_http_response r;
-    drv_http_response_init(&r);
-    enum drv_node_kind k = DRV_NODE_AUTO;
-    long st = get(c, "/api/version", timeout_ms, &r, err, err_size);
-    json_error_t je;
-    json_t *j = st == 200 && r.body.len ? json_loadb(r.body.data, r.body.len, 0, &je) : NULL;
-    bool ollama_api = json_is_string(json_object_get(j, "version"));
-    json_decref(j);
-    if (ollama_api) {
-        drv_buf_reset(&r.body);
-        st = get(c, "/metrics", timeout_ms, &r, err, err_size);
-        k = st == 200 && r.body.data && strstr(r.body.data, "drover_") ? DRV_NODE_DROVER
-                                                                       : DRV_NODE_OLLAMA;
-    } else if (st != 0) {
-        drv_buf_reset(&r.body);
-        st = get(c, "/v1/models", timeout_ms, &r, err, err_size);
-        j = st == 200 && r.body.len ? json_loadb(r.body.data, r.body.len, 0, &je) : NULL;
-        if (json_is_array(json_object_get(j, "data")))
-            k = DRV_NODE_OPENAI;
-        else if (st == 401 || st == 403)
-            snprintf(err, err_size, "%s answers %ld: %s", c->url, st,
-                     c->api_key[0] ? "its API key was refused"
-                                   : "it wants an API key "
-                                     "(api_key_file)");
-        else
-            snprintf(err, err_size,
-                     "%s answers neither /api/version (Ollama, drover) nor /v1/models "
-                     "(OpenAI); set kind =",
-                     c->url);
-        json_decref(j);
-    }
-    drv_http_response_release(&r);
-    return k;
+    return t.kind == DRV_BENCH_KIND_DROVER   ? DRV_NODE_DROVER
+           : t.kind == DRV_BENCH_KIND_OLLAMA ? DRV_NODE_OLLAMA
+                                             : DRV_NODE_OPENAI;
 }
 
 void drv_fleet_poll(struct drv_fleet *f)
@@ -221,7 +170,7 @@ void drv_fleet_poll(struct drv_fleet *f)
         detect_err[i][0] = '\0';
         if (kind[i] != DRV_NODE_AUTO)
             continue;
-        kind[i] = detect(&cfg[i], f->p.health_timeout_ms, detect_err[i], sizeof(detect_err[i]));
+        kind[i] = detect(&cfg[i], detect_err[i], sizeof(detect_err[i]));
     }
 
     struct drv_http_request rq[(DRV_FLEET_MAX_NODES + 1) * 3];

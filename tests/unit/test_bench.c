@@ -383,7 +383,7 @@ static void detect_kinds_from_canned_answers(void **state)
         struct drv_bench_target t;
         struct drv_err err;
         drv_err_init(&err);
-        int rc = drv_bench_detect(url, DRV_BENCH_KIND_AUTO, &t, &err);
+        int rc = drv_bench_detect(url, NULL, DRV_BENCH_KIND_AUTO, &t, &err);
         assert_int_equal(rc, cases[i].rc);
         if (rc == 0) {
             assert_int_equal(t.kind, cases[i].kind);
@@ -394,18 +394,18 @@ static void detect_kinds_from_canned_answers(void **state)
         }
         /* --kind wins over what it answers */
         drv_err_init(&err);
-        assert_int_equal(drv_bench_detect(url, DRV_BENCH_KIND_OPENAI, &t, &err), 0);
+        assert_int_equal(drv_bench_detect(url, NULL, DRV_BENCH_KIND_OPENAI, &t, &err), 0);
         assert_int_equal(t.kind, DRV_BENCH_KIND_OPENAI);
         drv_http_server_free(srv);
     }
     struct drv_bench_target t;
     struct drv_err err;
     drv_err_init(&err);
-    assert_int_equal(drv_bench_detect("http://127.0.0.1:1", DRV_BENCH_KIND_AUTO, &t, &err),
+    assert_int_equal(drv_bench_detect("http://127.0.0.1:1", NULL, DRV_BENCH_KIND_AUTO, &t, &err),
                      DRV_EUPSTREAM);
     assert_non_null(strstr(err.msg, "unreachable: "));
     drv_err_init(&err);
-    assert_int_equal(drv_bench_detect("ftp://x", DRV_BENCH_KIND_AUTO, &t, &err), DRV_EINVAL);
+    assert_int_equal(drv_bench_detect("ftp://x", NULL, DRV_BENCH_KIND_AUTO, &t, &err), DRV_EINVAL);
 }
 
 static void model_choice(void **state)
@@ -417,7 +417,7 @@ static void model_choice(void **state)
     struct drv_bench_target t;
     struct drv_err err;
     drv_err_init(&err);
-    assert_int_equal(drv_bench_detect(url, DRV_BENCH_KIND_AUTO, &t, &err), 0);
+    assert_int_equal(drv_bench_detect(url, NULL, DRV_BENCH_KIND_AUTO, &t, &err), 0);
     /* no --model and two models: the loaded one */
     assert_int_equal(drv_bench_pick_model(&t, NULL, 5000, &err), 0);
     assert_string_equal(t.model, "beta:7b");
@@ -437,7 +437,7 @@ static void model_choice(void **state)
     f.mode = FAKE_LLAMA;
     srv = fake_start(&f, url, sizeof(url));
     drv_err_init(&err);
-    assert_int_equal(drv_bench_detect(url, DRV_BENCH_KIND_AUTO, &t, &err), 0);
+    assert_int_equal(drv_bench_detect(url, NULL, DRV_BENCH_KIND_AUTO, &t, &err), 0);
     assert_int_equal(drv_bench_pick_model(&t, "tiny-q4", 5000, &err), 0);
     assert_string_equal(t.model, "/models/tiny-q4.gguf");
     assert_string_equal(t.model_display, "tiny-q4");
@@ -448,7 +448,7 @@ static void model_choice(void **state)
     f.mode = FAKE_OPENAI;
     srv = fake_start(&f, url, sizeof(url));
     drv_err_init(&err);
-    assert_int_equal(drv_bench_detect(url, DRV_BENCH_KIND_AUTO, &t, &err), 0);
+    assert_int_equal(drv_bench_detect(url, NULL, DRV_BENCH_KIND_AUTO, &t, &err), 0);
     assert_int_equal(drv_bench_pick_model(&t, NULL, 5000, &err), DRV_ENOENT);
     assert_non_null(strstr(err.msg, "--model"));
     drv_http_server_free(srv);
