@@ -461,14 +461,16 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
 /* ---- starting an attempt -------------------------------------------------------- */
 
 static void *worker_main(void *arg);
-static void start_local(struct job *j);
+static void start_local(struct job *j, const struct drv_gen_request *orig);
 
 /* Starts the job on j->node (chosen and reserved by choose()). */
-static void start(struct job *j)
+/* orig: the client's request itself while generate() still holds it (NULL
+ * later, from the queue or a failover: then the canonical body is decoded). */
+static void start(struct job *j, const struct drv_gen_request *orig)
 {
     struct drv_fleet *f = j->f;
     if (f->nodes[j->node].kind == DRV_NODE_LOCAL) {
-        start_local(j);
+        start_local(j, orig);
         return;
     }
     struct attempt *a = calloc(1, sizeof(*a));
@@ -536,7 +538,7 @@ static struct drv_embed_request embed_request(const struct job *j,
                                       .keep_alive_ms = er->keep_alive_ms};
 }
 
-static void start_local(struct job *j)
+static void start_local(struct job *j, const struct drv_gen_request *orig)
 {
     struct drv_fleet *f = j->f;
     struct drv_err err;
@@ -553,14 +555,19 @@ static void start_local(struct job *j)
     } else {
         struct attempt *a = calloc(1, sizeof(*a));
         struct drv_api_req ar;
-        rc = a ? decode_canonical(j, &ar, &err) : drv_err_set(&err, DRV_ENOMEM, "out of memory");
+        drv_gen_request_init(&ar.gen);
+        bool decoded = a && orig == NULL;
+        rc = a == NULL ? drv_err_set(&err, DRV_ENOMEM, "out of memory")
+             : decoded ? decode_canonical(j, &ar, &err)
+                       : 0;
         if (rc == 0) {
+            struct drv_gen_request g = orig ? *orig : ar.gen;
             a->job = j;
-            ar.gen.model = j->node_model;
-            ar.gen.cancel = j->cancel;
-            rc = f->local->ops->generate(f->local, &ar.gen, job_sink, a, &err);
+            g.model = j->node_model;
+            g.cancel = j->cancel;
+            rc = f->local->ops->generate(f->local, &g, job_sink, a, &err);
         }
-        if (a)
+        if (decoded)
             drv_api_req_release(&ar);
         if (rc)
             free(a);
@@ -910,7 +917,7 @@ static void *dispatch_main(void *arg)
             go->node = -1;
             job_fail(go, status, msg, false);
         } else {
-            start(go);
+            start(go, NULL);
         }
         pthread_mutex_lock(&f->mu);
     }
@@ -1005,7 +1012,8 @@ static struct job *job_new(struct drv_fleet *f, const char *model, const char *r
 }
 
 /* Places a new job: on a node now, in the queue, or refuses. */
-static int submit(struct drv_fleet *f, struct job *j, struct drv_err *err)
+static int submit(struct drv_fleet *f, struct job *j, const struct drv_gen_request *orig,
+                  struct drv_err *err)
 {
     bool alive, exists;
     pthread_mutex_lock(&f->mu);
@@ -1032,7 +1040,7 @@ static int submit(struct drv_fleet *f, struct job *j, struct drv_err *err)
         return rc;
     }
     pthread_mutex_unlock(&f->mu);
-    start(j);
+    start(j, orig);
     return 0;
 }
 
@@ -1074,7 +1082,7 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
         chars += strlen(r.messages[i].content);
     j->prompt_est = (int)(chars / 4) + 8;
     j->gen_est = r.num_predict > 0 && r.num_predict < 512 ? r.num_predict : 256;
-    return submit(f, j, err);
+    return submit(f, j, &r, err);
 }
 
 static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *req, drv_embed_cb cb,
@@ -1106,7 +1114,7 @@ static int fleet_embed(struct drv_backend *b, const struct drv_embed_request *re
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
     }
     j->body_len = strlen(j->body);
-    return submit(f, j, err);
+    return submit(f, j, NULL, err);
 }
 
 /* The union of the nodes' lists: one entry per name (running: per node). */
@@ -1172,11 +1180,6 @@ static const struct drv_backend_ops fleet_ops = {
 struct drv_backend *drv_fleet_backend(struct drv_fleet *f)
 {
     return &f->backend;
-}
-
-void drv_fleet_refresh(struct drv_fleet *f)
-{
-    drv_fleet_poll(f);
 }
 
 struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_backend *local,

@@ -123,8 +123,6 @@ struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_bac
 /* Stops polling; requests in flight end (cancelled) before it returns. */
 void drv_fleet_free(struct drv_fleet *f);
 struct drv_backend *drv_fleet_backend(struct drv_fleet *f);
-/* Polls every node now (blocking). */
-void drv_fleet_refresh(struct drv_fleet *f);
 /* Prometheus text: per node and model requests, errors, failovers, tokens,
  * latency and TTFT histograms; node up / in flight; queue depth. */
 int drv_fleet_metrics(void *f, struct drv_buf *out);

@@ -39,8 +39,7 @@ struct fnode {
     struct drv_fleet_node_cfg cfg;
     enum drv_node_kind kind; /* detected when cfg.kind is AUTO */
     bool up;
-    bool polled; /* at least one poll finished */
-    int fails;   /* consecutive failures (passive and active) */
+    int fails; /* consecutive failures (passive and active) */
     char error[256];
     char version[64];
     struct fmodel *models; /* available, loaded flag from the running list */

@@ -284,7 +284,6 @@ void drv_fleet_poll(struct drv_fleet *f)
         struct fnode *nd = &f->nodes[i];
         struct poll_result *r = &res[i];
         nd->kind = kind[i];
-        nd->polled = true;
         if (r->ok) {
             if (!nd->up)
                 drv_log(DRV_LOG_INFO, "fleet: node %s (%s, %s) is up with %d model%s", nd->cfg.name,
