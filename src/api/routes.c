@@ -155,6 +155,12 @@ static void respond_error(struct drv_http_req *req, enum drv_api_wire wire, unsi
 
 typedef int (*decode_fn)(const char *, size_t, struct drv_api_req *, struct drv_err *);
 
+/* drv_gen_lend_fn: the connection's thread runs the backend's steps */
+static void lend_thread(void *lend_ud, int (*fn)(void *ud), void *ud)
+{
+    drv_http_stream_set_pump(lend_ud, fn, ud);
+}
+
 static void handle_generation(struct drv_http_req *req, struct drv_api_server *s,
                               enum drv_api_wire wire, decode_fn decode)
 {
@@ -191,6 +197,8 @@ static void handle_generation(struct drv_http_req *req, struct drv_api_server *s
     ar.gen.cancel = drv_http_stream_cancel_flag(stream);
     ar.gen.route = drv_http_req_header(req, "X-Drover-Route");
     ar.gen.whole = !ar.stream;
+    ar.gen.lend = lend_thread;
+    ar.gen.lend_ud = stream;
     rc = s->backend->ops->generate(s->backend, &ar.gen, call_sink, c, &err);
     drv_api_req_release(&ar); /* the backend copied what it needs */
     if (rc) {                 /* no event was or will be sent: c is still ours */

@@ -55,6 +55,17 @@ struct drv_sampling {
     float frequency_penalty; /* default 0 */
 };
 
+/* A caller that waits for a request's events on a thread of its own (an HTTP
+ * connection's) may lend it: a backend whose work for the request can run in
+ * steps (relaying another server's answer) calls lend(lend_ud, fn, ud), from
+ * inside generate() on the caller's thread or from fn itself, and the caller's
+ * thread then calls fn(ud) repeatedly while it waits, instead of the backend
+ * handing the work to a thread of its own. fn does a bounded step (waiting at
+ * most tens of milliseconds), returns nonzero while there is more, 0 when done;
+ * it is run to its end even when the client leaves (with the cancel flag set).
+ * The semantics are drv_http_stream_set_pump's. */
+typedef void (*drv_gen_lend_fn)(void *lend_ud, int (*fn)(void *ud), void *ud);
+
 struct drv_gen_request {
     enum drv_gen_kind kind;
     const char *model; /* as the client named it ("stories260K", "qwen2.5:3b") */
@@ -88,6 +99,8 @@ struct drv_gen_request {
                                   "fastest" | "least-busy" | "round-robin" | "priority" |
                                   "pinned=NODE"; NULL = the gateway's policy. Backends
                                   that do not route ignore it. */
+    drv_gen_lend_fn lend;      /* optional: the caller's thread, lent (see drv_gen_lend_fn) */
+    void *lend_ud;
 };
 
 /* Fills *r with "default" for every knob (see the field comments). */

@@ -24,6 +24,7 @@
 
 #define DEFAULT_LOAD_MS 500.0 /* fixed part of a cold load when none was measured */
 #define MAX_FAILS       3     /* consecutive passive failures that take a node down */
+#define PUMP_WAIT_MS    50    /* a lent thread waits this long for the node, then looks again */
 
 struct attempt;
 
@@ -40,6 +41,9 @@ struct job {
     int prompt_est, gen_est; /* tokens, for the predicted finish time */
     bool whole;              /* the client takes the answer whole: so does the gateway */
     atomic_bool *cancel;     /* the client's */
+    drv_gen_lend_fn lend;    /* the client's thread, lent for remote attempts (or NULL) */
+    void *lend_ud;
+    pthread_t lend_thread; /* ...which only that thread may take */
     drv_gen_sink sink;
     void *ud;
     drv_embed_cb ecb;
@@ -312,7 +316,8 @@ static void job_end(struct job *j, struct drv_gen_event *ev, bool node_done)
     if (node_done && j->node >= 0) {
         account(f, j, ev);
         f->nodes[j->node].in_flight--;
-        pthread_cond_signal(&f->wake);
+        if (f->qhead) /* room for a queued job (nobody to wake otherwise) */
+            pthread_cond_signal(&f->wake);
     }
     pthread_mutex_unlock(&f->mu);
     if (j->embed) {
@@ -394,9 +399,18 @@ struct attempt {
     bool parse_fail; /* the node's answer could not be decoded */
     bool parser_ready;
     enum drv_api_wire wire;
-    struct drv_http_response *resp;
     struct drv_api_upstream_parser parser;
     char error[256];
+
+    /* a remote attempt's transfer, from remote_begin to remote_finish */
+    struct drv_fleet *job_f; /* the job's fleet, still known once the job is gone */
+    struct drv_http_session *sess;
+    bool pooled; /* sess came from the fleet's pool (a lent thread runs it) */
+    struct drv_fleet_node_cfg *cfg; /* the node's; these fields never change */
+    struct drv_buf body;
+    char url[512];
+    struct drv_http_request rq;
+    struct drv_http_response resp;
 };
 
 static bool blank(const char *s, size_t n)
@@ -462,6 +476,9 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
 
 static void *worker_main(void *arg);
 static void start_local(struct job *j, const struct drv_gen_request *orig);
+static struct drv_http_session *sess_get(struct drv_fleet *f);
+static int remote_begin(struct attempt *a, const struct drv_gen_request *orig);
+static int remote_pump(void *ud);
 
 /* Starts the job on j->node (chosen and reserved by choose()). */
 /* orig: the client's request itself while generate() still holds it (NULL
@@ -480,6 +497,19 @@ static void start(struct job *j, const struct drv_gen_request *orig)
     }
     a->job = j;
     a->remote = true;
+    if (!j->embed && j->lend && pthread_equal(pthread_self(), j->lend_thread)) {
+        /* on the client's own thread: it runs the transfer itself, no hand-off */
+        a->sess = sess_get(f);
+        a->pooled = true;
+        if (a->sess == NULL) {
+            free(a);
+            job_failover(j, 503, "out of memory", false);
+            return;
+        }
+        if (remote_begin(a, orig) == 0)
+            j->lend(j->lend_ud, remote_pump, a);
+        return;
+    }
     /* an idle worker takes it; without one, a new worker starts */
     pthread_mutex_lock(&f->mu);
     a->next = NULL;
@@ -590,7 +620,7 @@ static int parser_ready(struct attempt *a)
         return 0;
     char ct[128] = "";
     bool stream = !a->job->whole;
-    if (drv_http_response_header(a->resp, "Content-Type", ct, sizeof(ct)))
+    if (drv_http_response_header(&a->resp, "Content-Type", ct, sizeof(ct)))
         stream = strstr(ct, "ndjson") || strstr(ct, "event-stream");
     if (drv_api_upstream_parser_init(&a->parser, a->wire, stream, a->job->model) != 0)
         return DRV_ENOMEM;
@@ -621,55 +651,106 @@ static int on_chunk(void *ud, const char *data, size_t len)
 static void remote_embed(struct attempt *a, const struct fnode *nd, struct drv_http_request *rq,
                          struct drv_buf *body, struct drv_http_session *sess, struct drv_err *err);
 
-static void remote_run(struct attempt *a, struct drv_http_session *sess)
+/* ---- idle upstream sessions, for attempts that run on a lent thread ---------------- */
+
+static struct drv_http_session *sess_get(struct drv_fleet *f)
+{
+    pthread_mutex_lock(&f->mu);
+    struct drv_http_session *s = f->n_sess > 0 ? f->sess[--f->n_sess] : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return s ? s : drv_http_session_new();
+}
+
+static void sess_put(struct drv_fleet *f, struct drv_http_session *s)
+{
+    pthread_mutex_lock(&f->mu);
+    bool kept = f->n_sess < MAX_SESSIONS;
+    if (kept)
+        f->sess[f->n_sess++] = s;
+    pthread_mutex_unlock(&f->mu);
+    if (!kept)
+        drv_http_session_free(s);
+}
+
+static void attempt_free(struct attempt *a)
+{
+    if (a->parser_ready)
+        drv_api_upstream_parser_release(&a->parser);
+    drv_http_response_release(&a->resp);
+    drv_buf_release(&a->body);
+    if (a->pooled && a->sess)
+        sess_put(a->job_f, a->sess);
+    free(a);
+}
+
+/* Starts a remote generation attempt's transfer on a->sess: the node's request
+ * from the client's (orig, while generate() still holds it) or from the
+ * canonical body. 0: the transfer runs (step it, then remote_finish); else the
+ * attempt is over (failed over) and freed. */
+static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
 {
     struct job *j = a->job;
     struct drv_fleet *f = j->f;
-    struct fnode nd;
+    a->job_f = f;
     pthread_mutex_lock(&f->mu);
-    nd = f->nodes[j->node]; /* the fields used here do not change */
+    struct fnode *nd = &f->nodes[j->node];
+    enum drv_node_kind kind = nd->kind;
+    a->cfg = &nd->cfg;
     pthread_mutex_unlock(&f->mu);
-
-    struct drv_buf body;
-    drv_buf_init(&body, 64u << 20);
+    drv_buf_init(&a->body, 64u << 20);
+    drv_http_response_init(&a->resp);
     struct drv_err err;
     drv_err_init(&err);
-    char url[512];
-    struct drv_http_request rq = {.url = url,
-                                  .connect_timeout_ms = f->p.health_timeout_ms,
-                                  .cancel = j->cancel,
-                                  .bearer = nd.cfg.api_key};
-    if (j->embed) {
-        remote_embed(a, &nd, &rq, &body, sess, &err);
-        goto out;
-    }
-    bool openai = nd.kind == DRV_NODE_OPENAI, chat = j->kind == DRV_GEN_CHAT;
-    enum drv_api_wire wire = openai ? (chat ? DRV_WIRE_OPENAI_CHAT : DRV_WIRE_OPENAI_COMPLETION)
-                                    : (chat ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE);
-    snprintf(url, sizeof(url), "%s%s", nd.cfg.url,
+    bool openai = kind == DRV_NODE_OPENAI, chat = j->kind == DRV_GEN_CHAT;
+    a->wire = openai ? (chat ? DRV_WIRE_OPENAI_CHAT : DRV_WIRE_OPENAI_COMPLETION)
+                     : (chat ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE);
+    snprintf(a->url, sizeof(a->url), "%s%s", a->cfg->url,
              openai ? (chat ? "/v1/chat/completions" : "/v1/completions")
                     : (chat ? "/api/chat" : "/api/generate"));
-    struct drv_api_req ar;
-    int rc = decode_canonical(j, &ar, &err);
-    if (rc == 0)
-        rc = drv_api_upstream_body(&ar.gen, wire, !j->whole, j->node_model, &body);
-    drv_api_req_release(&ar);
+    int rc;
+    if (orig) {
+        rc = drv_api_upstream_body(orig, a->wire, !j->whole, j->node_model, &a->body);
+    } else {
+        struct drv_api_req ar;
+        rc = decode_canonical(j, &ar, &err);
+        if (rc == 0)
+            rc = drv_api_upstream_body(&ar.gen, a->wire, !j->whole, j->node_model, &a->body);
+        drv_api_req_release(&ar);
+    }
     if (rc) {
         job_failover(j, 400, err.msg[0] ? err.msg : "cannot translate the request for this node",
                      false);
-        goto out;
+        attempt_free(a);
+        return -1;
     }
-    a->wire = wire;
-    rq.body = body.data;
-    rq.body_len = body.len;
-    rq.on_chunk = on_chunk;
-    rq.ud = a;
-    struct drv_http_response resp;
-    drv_http_response_init(&resp);
-    a->resp = &resp;
-    rq.stall_timeout_ms = f->p.stall_timeout_ms;
-    rc = sess ? drv_http_session_fetch(sess, &rq, &resp, &err) : drv_http_fetch(&rq, &resp, &err);
-    if (!a->over && rc == 0 && resp.status >= 200 && resp.status < 300 && !a->parse_fail &&
+    a->rq = (struct drv_http_request){.url = a->url,
+                                      .connect_timeout_ms = f->p.health_timeout_ms,
+                                      .cancel = j->cancel,
+                                      .bearer = a->cfg->api_key,
+                                      .body = a->body.data,
+                                      .body_len = a->body.len,
+                                      .on_chunk = on_chunk,
+                                      .ud = a,
+                                      .stall_timeout_ms = f->p.stall_timeout_ms};
+    rc = drv_http_session_begin(a->sess, &a->rq, &a->resp, &err);
+    if (rc) {
+        job_failover(j, 503, err.msg, false);
+        attempt_free(a);
+        return -1;
+    }
+    return 0;
+}
+
+/* The transfer has finished (or is given up): how the attempt ends. Frees a. */
+static void remote_finish(struct attempt *a)
+{
+    struct job *j = a->job; /* freed once a->over */
+    struct drv_fleet *f = a->job_f;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = drv_http_session_end(a->sess, &err);
+    struct drv_http_response *resp = &a->resp;
+    if (!a->over && rc == 0 && resp->status >= 200 && resp->status < 300 && !a->parse_fail &&
         parser_ready(a) == 0 && drv_api_upstream_finish(&a->parser, job_sink, a, &err) < 0) {
         a->parse_fail = true; /* a whole answer that is not the JSON it should be */
         drv_strlcpy(a->error, err.msg, sizeof(a->error));
@@ -678,15 +759,16 @@ static void remote_run(struct attempt *a, struct drv_http_session *sess)
         char msg[1200];
         int status = 502;
         bool node_fault = true;
+        const char *name = a->cfg->name;
         if (is_cancelled(j)) {
             a->over = true;
             job_cancelled(j, true);
         } else if (a->parse_fail) {
-            snprintf(msg, sizeof(msg), "node %s sent an answer drover cannot read: %s", nd.cfg.name,
+            snprintf(msg, sizeof(msg), "node %s sent an answer drover cannot read: %s", name,
                      a->error);
         } else if (rc != 0) {
-            snprintf(msg, sizeof(msg), "node %s failed: %s", nd.cfg.name, err.msg);
-            if (resp.status == 0 && !j->started) {
+            snprintf(msg, sizeof(msg), "node %s failed: %s", name, err.msg);
+            if (resp->status == 0 && !j->started) {
                 /* nothing answered at all (refused, unreachable): down until a
                  * health check sees it again, not after MAX_FAILS more tries */
                 pthread_mutex_lock(&f->mu);
@@ -696,15 +778,15 @@ static void remote_run(struct attempt *a, struct drv_http_session *sess)
         } else {
             char m[256];
             json_error_t je;
-            json_t *e = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
+            json_t *e = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &je);
             json_t *ej = json_object_get(e, "error");
             const char *em = json_is_string(ej) ? json_string_value(ej)
                                                 : json_string_value(json_object_get(ej, "message"));
             snprintf(m, sizeof(m), "%s", em ? em : "no message");
             json_decref(e);
-            status = (int)resp.status;
+            status = (int)resp->status;
             node_fault = status >= 500 && status != 503;
-            snprintf(msg, sizeof(msg), "node %s answered %d: %s", nd.cfg.name, status, m);
+            snprintf(msg, sizeof(msg), "node %s answered %d: %s", name, status, m);
         }
         if (!a->over) {
             if (!j->started && retryable(status)) {
@@ -723,12 +805,55 @@ static void remote_run(struct attempt *a, struct drv_http_session *sess)
             }
         }
     }
-    drv_http_response_release(&resp);
-    if (a->parser_ready)
-        drv_api_upstream_parser_release(&a->parser);
-out:
-    drv_buf_release(&body);
-    free(a);
+    attempt_free(a);
+}
+
+/* One step of an attempt on the client's lent thread (drv_http_stream_set_pump). */
+static int remote_pump(void *ud)
+{
+    struct attempt *a = ud;
+    if (drv_http_session_step(a->sess, PUMP_WAIT_MS))
+        return 1;
+    remote_finish(a);
+    return 0;
+}
+
+/* On a worker thread: the whole attempt. */
+static void remote_run(struct attempt *a, struct drv_http_session *sess)
+{
+    struct job *j = a->job;
+    a->job_f = j->f;
+    if (sess == NULL) {
+        job_failover(j, 503, "out of memory", false);
+        free(a);
+        return;
+    }
+    if (j->embed) {
+        struct drv_fleet *f = j->f;
+        struct fnode nd;
+        pthread_mutex_lock(&f->mu);
+        nd = f->nodes[j->node]; /* the fields used here do not change */
+        pthread_mutex_unlock(&f->mu);
+        struct drv_buf body;
+        drv_buf_init(&body, 64u << 20);
+        struct drv_err err;
+        drv_err_init(&err);
+        char url[512];
+        struct drv_http_request rq = {.url = url,
+                                      .connect_timeout_ms = f->p.health_timeout_ms,
+                                      .cancel = j->cancel,
+                                      .bearer = nd.cfg.api_key};
+        remote_embed(a, &nd, &rq, &body, sess, &err);
+        drv_buf_release(&body);
+        free(a);
+        return;
+    }
+    a->sess = sess;
+    if (remote_begin(a, NULL) != 0)
+        return;
+    while (drv_http_session_step(sess, PUMP_WAIT_MS))
+        ;
+    remote_finish(a);
 }
 
 /* A worker runs remote attempts one after another with one HTTP session, so
@@ -737,7 +862,7 @@ out:
 static void *worker_main(void *arg)
 {
     struct drv_fleet *f = arg;
-    struct drv_http_session *sess = drv_http_session_new(); /* NULL: fetch without one */
+    struct drv_http_session *sess = drv_http_session_new(); /* NULL: out of memory */
     pthread_mutex_lock(&f->mu);
     for (;;) {
         while (f->ready == NULL && !f->stopping) {
@@ -777,7 +902,8 @@ static void embed_done(struct job *j, const struct drv_embed_result *r)
         hist_add(s->lat_b, &s->lat_n, &s->lat_sum, secs);
     }
     f->nodes[j->node].in_flight--;
-    pthread_cond_signal(&f->wake);
+    if (f->qhead)
+        pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
     j->ecb(j->ud, r);
     job_free(j);
@@ -819,7 +945,7 @@ static void remote_embed(struct attempt *a, const struct fnode *nd, struct drv_h
     struct drv_http_response resp;
     drv_http_response_init(&resp);
     resp.body.cap = 1u << 30;
-    rc = sess ? drv_http_session_fetch(sess, rq, &resp, err) : drv_http_fetch(rq, &resp, err);
+    rc = drv_http_session_fetch(sess, rq, &resp, err);
     float *rows = NULL;
     size_t n = 0, dim = 0;
     int32_t ptok = 0;
@@ -1055,6 +1181,9 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
         return err->code;
     j->kind = req->kind;
     j->whole = req->whole;
+    j->lend = req->lend;
+    j->lend_ud = req->lend_ud;
+    j->lend_thread = pthread_self();
     j->sink = sink;
     j->ud = sink_ud;
     struct drv_gen_request r = *req;
@@ -1285,6 +1414,8 @@ void drv_fleet_free(struct drv_fleet *f)
         free(f->nodes[i].models);
         free(f->nodes[i].running);
     }
+    for (int i = 0; i < f->n_sess; i++)
+        drv_http_session_free(f->sess[i]);
     free(f->stats);
     drv_fleet_params_release(&f->p);
     pthread_mutex_destroy(&f->mu);

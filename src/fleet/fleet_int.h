@@ -8,11 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define N_BUCKETS 13
-#define MAX_SESSIONS                                                                               \
-    128 /* idle upstream HTTP sessions kept (their connections stay open) */ /* histogram upper    \
-                                                                                bounds in seconds, \
-                                                                                then +Inf */
+#define N_BUCKETS    13  /* histogram upper bounds in seconds, then +Inf */
+#define MAX_SESSIONS 128 /* idle upstream HTTP sessions kept (their connections stay open) */
 extern const double drv_fleet_buckets[N_BUCKETS];
 
 /* What the fleet knows of one model on one node: counters for /metrics and the
@@ -75,6 +72,8 @@ struct drv_fleet {
     uint64_t rejected;                  /* 503: queue full */
     struct attempt *ready, *ready_tail; /* remote attempts waiting for a worker */
     int idle_workers;
+    struct drv_http_session *sess[MAX_SESSIONS]; /* idle, for attempts on lent threads */
+    int n_sess;
 };
 
 /* Under f->mu: the stats entry of node/key, created when missing (NULL when out

@@ -1,5 +1,6 @@
-/* http client: blocking requests on libcurl, one or several at once over one
- * curl multi handle driven by the calling thread. */
+/* http client: requests on libcurl, one or several at once over one curl multi
+ * handle driven by the calling thread, or one at a time on a session, whole or
+ * step by step. */
 #include "http/http.h"
 
 #include <ctype.h>
@@ -32,6 +33,7 @@ struct xfer {
     bool done;
     bool borrowed; /* easy belongs to a session */
     CURLcode result;
+    size_t seen; /* body bytes that arrived */
 };
 
 void drv_http_response_init(struct drv_http_response *r)
@@ -86,6 +88,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
+    x->seen += n;
     if (x->rq->on_chunk && is_2xx(x->easy)) {
         if (x->rq->on_chunk(x->rq->ud, data, n) != 0) {
             x->stop_rc = DRV_EIO;
@@ -340,8 +343,19 @@ int drv_http_fetch(const struct drv_http_request *rq, struct drv_http_response *
 
 /* ---- sessions: one handle, its connections kept between requests ---------- */
 
+/* A session drives its transfers through a curl multi handle of its own: the
+ * multi handle holds the connection cache (an easy handle added to a multi uses
+ * the multi's), and it lets a caller run a transfer step by step on its own
+ * thread (drv_http_session_begin/step/end) as well as all at once. */
 struct drv_http_session {
+    CURLM *multi;
     CURL *easy;
+    struct xfer x; /* the transfer between begin and end */
+    bool active;   /* begun, not ended */
+    bool running;  /* begun, not finished */
+    bool kicked;   /* curl has been run once since begin */
+    int rc;        /* how it finished (once !running) */
+    struct drv_err err;
 };
 
 struct drv_http_session *drv_http_session_new(void)
@@ -350,37 +364,138 @@ struct drv_http_session *drv_http_session_new(void)
     if (curl_init_rc != CURLE_OK)
         return NULL;
     struct drv_http_session *s = calloc(1, sizeof(*s));
-    if (s && (s->easy = curl_easy_init()) == NULL) {
-        free(s);
-        s = NULL;
+    if (s == NULL)
+        return NULL;
+    s->multi = curl_multi_init();
+    s->easy = curl_easy_init();
+    if (s->multi == NULL || s->easy == NULL) {
+        drv_http_session_free(s);
+        return NULL;
     }
     return s;
 }
 
 void drv_http_session_free(struct drv_http_session *s)
 {
-    if (s) {
-        curl_easy_cleanup(s->easy);
-        free(s);
+    if (s == NULL)
+        return;
+    if (s->active) {
+        struct drv_err e;
+        drv_http_session_end(s, &e);
     }
+    if (s->easy)
+        curl_easy_cleanup(s->easy);
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    free(s);
+}
+
+static void session_finished(struct drv_http_session *s, CURLcode result)
+{
+    s->running = false;
+    s->x.done = true;
+    s->x.result = result;
+    s->rc = xfer_finish(&s->x, &s->err);
+}
+
+int drv_http_session_begin(struct drv_http_session *s, const struct drv_http_request *rq,
+                           struct drv_http_response *resp, struct drv_err *err)
+{
+    if (s->active)
+        return drv_err_set(err, DRV_EINVAL, "http session: a request is already in progress");
+    curl_easy_reset(s->easy); /* options go; open connections stay (in the multi) */
+    s->x = (struct xfer){.rq = rq, .resp = resp, .easy = s->easy, .borrowed = true};
+    drv_err_init(&s->err);
+    drv_buf_reset(&resp->body);
+    drv_buf_reset(&resp->headers);
+    resp->status = 0;
+    resp->t_start_ns = drv_now_ns();
+    int rc = xfer_setup(&s->x, err);
+    if (rc == 0 && curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
+        rc = drv_err_set(err, DRV_ENOMEM, "out of memory");
+    if (rc) {
+        resp->t_done_ns = drv_now_ns();
+        xfer_cleanup(&s->x);
+        return rc;
+    }
+    s->active = s->running = true;
+    s->kicked = false;
+    return 0;
+}
+
+/* Runs curl on what has arrived; finishes the transfer when curl says it is done. */
+static void session_perform(struct drv_http_session *s)
+{
+    int still = 0;
+    CURLMcode mc = curl_multi_perform(s->multi, &still);
+    if (mc != CURLM_OK) {
+        s->x.stop_rc = DRV_EIO;
+        snprintf(s->x.stop_msg, sizeof(s->x.stop_msg), "curl: %s", curl_multi_strerror(mc));
+        session_finished(s, CURLE_OK);
+        return;
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->easy && s->running)
+            session_finished(s, msg->data.result);
+}
+
+int drv_http_session_step(struct drv_http_session *s, int timeout_ms)
+{
+    if (!s->running)
+        return 0;
+    size_t before = s->x.seen;
+    if (!s->kicked) { /* the first step sends the request */
+        s->kicked = true;
+        session_perform(s);
+    }
+    if (s->running && s->x.seen == before) {
+        /* the last perform took all there was: wait for the socket (or curl's own
+         * timers), then take what came */
+        CURLMcode mc = curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+        if (mc == CURLM_OK) {
+            session_perform(s);
+        } else {
+            s->x.stop_rc = DRV_EIO;
+            snprintf(s->x.stop_msg, sizeof(s->x.stop_msg), "curl: %s", curl_multi_strerror(mc));
+            session_finished(s, CURLE_OK);
+        }
+    }
+    /* a cancelled transfer that is waiting (no data, no progress call) */
+    const atomic_bool *cancel = s->x.rq->cancel;
+    if (s->running && cancel && atomic_load(cancel)) {
+        s->x.stop_rc = DRV_EIO;
+        snprintf(s->x.stop_msg, sizeof(s->x.stop_msg), "cancelled");
+        session_finished(s, CURLE_OK);
+    }
+    return s->running;
+}
+
+int drv_http_session_end(struct drv_http_session *s, struct drv_err *err)
+{
+    if (!s->active)
+        return drv_err_set(err, DRV_EINVAL, "http session: no request in progress");
+    if (s->running) { /* given up before it finished */
+        s->x.stop_rc = DRV_EIO;
+        snprintf(s->x.stop_msg, sizeof(s->x.stop_msg), "abandoned");
+        session_finished(s, CURLE_OK);
+    }
+    curl_multi_remove_handle(s->multi, s->easy);
+    xfer_cleanup(&s->x);
+    s->active = false;
+    if (s->rc)
+        drv_err_set(err, s->err.code ? s->err.code : s->rc, "%s", s->err.msg);
+    return s->rc;
 }
 
 int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,
                            struct drv_http_response *resp, struct drv_err *err)
 {
-    curl_easy_reset(s->easy); /* options go; open connections stay */
-    struct xfer x = {.rq = rq, .resp = resp, .easy = s->easy, .borrowed = true};
-    drv_buf_reset(&resp->body);
-    drv_buf_reset(&resp->headers);
-    resp->status = 0;
-    resp->t_start_ns = drv_now_ns();
-    int rc = xfer_setup(&x, err);
-    if (rc == 0) {
-        x.result = curl_easy_perform(s->easy);
-        rc = xfer_finish(&x, err);
-    } else {
-        resp->t_done_ns = drv_now_ns();
-    }
-    xfer_cleanup(&x);
-    return rc;
+    int rc = drv_http_session_begin(s, rq, resp, err);
+    if (rc)
+        return rc;
+    while (drv_http_session_step(s, POLL_MS))
+        ;
+    return drv_http_session_end(s, err);
 }

@@ -1,11 +1,15 @@
 /* http — the HTTP server: route table, capped request bodies, streaming responses.
  *
- * Built on libmicrohttpd (MHD). MHD's internal polling threads (a pool of
- * `threads`) own the client sockets and call the route handlers. A handler must
- * not block: it answers at once with drv_http_respond(), or opens a stream with
+ * Built on libmicrohttpd (MHD), a thread per client connection: that thread
+ * reads the request, calls the route handler and sends the response. A handler
+ * answers at once with drv_http_respond(), or opens a stream with
  * drv_http_stream_open() and hands the stream to a producer (an inference or
- * upstream thread) that writes it from any thread.
- *
+ * upstream thread) that writes it from any thread. While a response waits for
+ * its producer the connection's thread sleeps — or does the producer's work, if
+ * the producer lent it some (drv_http_stream_set_pump): a producer that can run
+ * in steps on the connection's thread (a relay of another server's answer)
+ * then costs no thread hand-off.
+
  * Errors the server produces itself are JSON, Content-Type application/json:
  *   404 {"error":"..."}  no route has this path
  *   405 {"error":"..."}  the path exists but not for this method (Allow header set)
@@ -48,7 +52,6 @@ struct drv_http_params {
     size_t max_stream_buffer; /* bytes a streaming response may hold unsent before the
                                  client is judged too slow and the stream cancelled;
                                  default 8 MiB */
-    unsigned threads;         /* MHD polling threads (thread pool size); default 2; 0 = 1 */
 };
 
 /* Called on an MHD thread once the whole request body has arrived. Must answer
@@ -191,6 +194,19 @@ void drv_http_stream_close(struct drv_http_stream *s);
  * noticed within about 200 ms. */
 atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s);
 
+/* Work lent to the connection's thread: whenever the response waits for the
+ * producer (a deferred stream not yet answered, or nothing to send), the
+ * connection's thread calls fn(ud) instead of sleeping. fn does a bounded step
+ * of the producer's work — what is ready, waiting at most some tens of
+ * milliseconds when nothing is — writing/committing what it produces, and
+ * returns nonzero while there is more, 0 when done (the pump is then dropped).
+ * If the request ends first (the client left), fn is called with the stream
+ * cancelled until it returns 0. Set from the connection's thread only: in the
+ * handler, or by the pump itself (which may hand over to another pump: the one
+ * set last is called next). fn NULL removes it. */
+typedef int (*drv_http_pump_fn)(void *ud);
+void drv_http_stream_set_pump(struct drv_http_stream *s, drv_http_pump_fn fn, void *ud);
+
 /* ---- client (libcurl) -------------------------------------------------------
  *
  * Blocking requests made in the calling thread: one (drv_http_fetch) or several
@@ -257,11 +273,25 @@ int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_resp
 /* A session: requests made one after another on one handle, which keeps its
  * connections open between them (keep-alive), as a browser does. Not for two
  * threads at once. drv_http_session_fetch works as drv_http_fetch; a cancel
- * flag is noticed within about a second while nothing arrives. */
+ * flag is noticed within about 50 ms while nothing arrives.
+ *
+ * Step by step, for a caller that runs the transfer on a thread it also uses
+ * for other work: drv_http_session_begin starts the request (same arguments and
+ * errors as fetch; rq and resp must stay valid until end); each
+ * drv_http_session_step does the I/O that is ready — on_chunk is called from
+ * inside it — waiting at most timeout_ms for something to arrive when nothing
+ * has, and returns 1 while the transfer runs, 0 once it has finished;
+ * drv_http_session_end (after begin succeeded, whether finished or not: an
+ * unfinished transfer is abandoned and its connection closed) returns what
+ * fetch would have. */
 struct drv_http_session;
 struct drv_http_session *drv_http_session_new(void); /* NULL when out of memory */
 void drv_http_session_free(struct drv_http_session *s);
 int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,
                            struct drv_http_response *resp, struct drv_err *err);
+int drv_http_session_begin(struct drv_http_session *s, const struct drv_http_request *rq,
+                           struct drv_http_response *resp, struct drv_err *err);
+int drv_http_session_step(struct drv_http_session *s, int timeout_ms);
+int drv_http_session_end(struct drv_http_session *s, struct drv_err *err);
 
 #endif

@@ -1,15 +1,20 @@
 /* http/server — libmicrohttpd glue: routing, body caps, streaming responses.
  *
- * Streaming. A stream is a byte FIFO between a producer thread and MHD's content
- * reader, guarded by the stream's mutex. When the reader finds the FIFO empty it
- * suspends the connection (MHD_suspend_connection, allowed from a content reader)
- * and sets `suspended`, both under the mutex; a producer's write or close resumes
- * the connection only when `suspended` is set, also under the mutex. So a write
- * that races the reader is either seen by the reader's emptiness check or finds
- * the connection suspended and resumes it: no wakeup is lost, and
- * MHD_resume_connection is never called on a connection that is not suspended
- * (undefined behaviour in MHD). Lock order: server mu -> stream mu -> MHD's
- * internal mutexes; MHD never calls us with its own mutexes held.
+ * Threads. MHD runs a thread per client connection; that thread reads the
+ * request, calls the handler and sends the response. It may block: while a
+ * response waits for its producer (a deferred request not answered yet, or a
+ * stream whose FIFO is empty) the connection's thread waits on the stream's
+ * condition variable — or, when the producer lent it work (a pump), runs that
+ * work instead. So a request whose producer is the connection's own thread (the
+ * gateway relaying a node's answer) costs no thread hand-off at all, and one
+ * fed by another thread (the engine) costs one wake-up per write.
+ *
+ * Streaming. A stream is a byte FIFO between a producer and MHD's content
+ * reader, guarded by the stream's mutex. The reader takes what is there; when
+ * the FIFO is empty and the stream not closed it waits (`waiting` set, under the
+ * mutex); a producer's write, close or commit signals the condition variable.
+ * Lock order: server mu -> stream mu -> MHD's internal mutexes; MHD never calls
+ * us with its own mutexes held.
  *
  * Lifetime. The stream is reference-counted: the producer (until
  * drv_http_stream_close), MHD's response (until the response-free callback) and
@@ -19,24 +24,26 @@
  *
  * Disconnects. A client that goes away while data is being sent is seen by MHD
  * (send fails): the request-completed callback reports a termination code other
- * than COMPLETED_OK and the cancel flag is set. A suspended connection is not
- * polled by MHD at all, and merely resuming it would not help (the reader would
- * suspend again without any socket I/O). So a small watch thread looks, every
- * WATCH_MS, at the sockets of suspended streams without consuming anything
- * (poll POLLRDHUP, recv MSG_PEEK): EOF or an error means the client is gone;
- * the stream is cancelled and the connection resumed so that MHD closes it. Like
- * Go's net/http, a client that half-closes its sending side counts as gone.
+ * than COMPLETED_OK and the cancel flag is set. A connection whose thread waits
+ * does not read its socket. So a small watch thread looks, every WATCH_MS, at
+ * the sockets of waiting streams without consuming anything (poll POLLRDHUP,
+ * recv MSG_PEEK): EOF or an error means the client is gone; the stream is
+ * cancelled and its thread woken, and MHD closes the connection. Like Go's
+ * net/http, a client that half-closes its sending side counts as gone.
  *
- * Deferred responses. drv_http_stream_defer suspends the connection from inside
- * the handler with no response queued ("parked"; `suspended` is set as for a
- * waiting reader, so the watch thread and shutdown treat both alike). The
- * producer commits later with start/respond (or close, which commits a 500): the
- * commit is recorded under the stream's mutex and the connection resumed; MHD
- * then calls on_request again for it, and that call (on the MHD thread, as MHD
- * requires) queues the response recorded. Writes while parked only buffer: they
- * never resume, so the re-entry always finds a commit or a cancel. A resume that
- * finds the stream cancelled and uncommitted (client gone, server stopping)
- * answers MHD_NO, which closes the connection. */
+ * Deferred responses. drv_http_stream_defer marks the request parked; once the
+ * handler returns, the connection's thread (still inside MHD's request
+ * callback) waits until the producer commits with start/respond (or close,
+ * which commits a 500) or the stream is cancelled, then queues the response
+ * committed. Writes while parked only buffer. A commit that finds the stream
+ * cancelled (client gone, server stopping) closes the connection.
+ *
+ * Pumps. drv_http_stream_set_pump lends the connection's thread to the
+ * producer: instead of sleeping, the waiting thread calls the pump, which does
+ * a bounded step of the producer's work (its own I/O, waiting a little when
+ * none is ready) and writes what it produced. A pump still set when the
+ * request ends (client gone) is run to its end by the completed callback, on
+ * the same thread, with the stream cancelled. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -57,6 +64,7 @@
 #define STREAM_BLOCK        (16 * 1024)
 #define IDLE_TIMEOUT_S      300        /* idle keep-alive connections are closed */
 #define DISCARD_SLACK_BYTES (1u << 20) /* body bytes dropped after 413 before hanging up */
+#define CONN_STACK_BYTES    (1u << 20) /* a connection's thread: handler, encoders, a pump */
 
 struct drv_http_server {
     struct MHD_Daemon *mhd;
@@ -92,13 +100,16 @@ enum commit {
 
 struct drv_http_stream {
     pthread_mutex_t mu;
+    pthread_cond_t cv;           /* the connection's thread waits here */
+    drv_http_pump_fn pump;       /* work lent to the connection's thread; NULL = none */
+    void *pump_ud;
     struct drv_http_server *srv; /* MHD side only */
     struct drv_http_stream *prev, *next;
     struct MHD_Connection *conn; /* NULL once MHD is done with the request */
-    int fd;                      /* the client socket, only peeked at while suspended */
+    int fd;                      /* the client socket, only peeked at while waiting */
     int refs;                    /* producer + response + request */
     int mhd_refs;                /* response + request; linked in srv->streams while > 0 */
-    bool suspended;
+    bool waiting;  /* the connection's thread waits for the producer (or pumps) */
     bool closed;   /* producer called close */
     bool eos_sent; /* reader returned END_OF_STREAM */
     bool linked;
@@ -109,7 +120,7 @@ struct drv_http_stream {
 
     /* deferred streams only; guarded by mu */
     bool deferred;      /* made by drv_http_stream_defer */
-    bool parked;        /* suspended in the handler, no response queued yet */
+    bool parked;        /* waiting in the handler, no response queued yet */
     enum commit commit; /* set once by start/respond/close */
     unsigned status;    /* committed status */
     char *content_type; /* committed, owned; NULL = none */
@@ -130,7 +141,7 @@ struct drv_http_req {
     bool oom;
     bool in_handler;
     bool answered;
-    bool parked; /* suspended by drv_http_stream_defer, waiting for the commit */
+    bool parked; /* drv_http_stream_defer was called: wait for the commit */
     unsigned status;
     uint64_t seen; /* body bytes received */
     struct drv_buf body;
@@ -177,17 +188,51 @@ static void stream_free(struct drv_http_stream *s)
     free(s->content_type);
     free(s->body);
     drv_buf_release(&s->buf);
+    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
 /* Caller holds s->mu. */
-static void stream_resume_locked(struct drv_http_stream *s)
+static void stream_wake_locked(struct drv_http_stream *s)
 {
-    if (!s->suspended || s->conn == NULL)
-        return;
-    s->suspended = false;
-    MHD_resume_connection(s->conn);
+    if (s->waiting)
+        pthread_cond_signal(&s->cv);
+}
+
+/* Caller holds s->mu, and is the connection's thread: waits for the producer
+ * once — runs one step of its pump when it lent one, else sleeps until woken. */
+static void stream_wait_locked(struct drv_http_stream *s)
+{
+    s->waiting = true;
+    drv_http_pump_fn fn = s->pump;
+    void *ud = s->pump_ud;
+    if (fn) {
+        pthread_mutex_unlock(&s->mu);
+        int more = fn(ud);
+        pthread_mutex_lock(&s->mu);
+        if (!more && s->pump == fn && s->pump_ud == ud)
+            s->pump = NULL; /* done, and not handed over to another */
+    } else {
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    s->waiting = false;
+}
+
+/* The request is over: a pump still lent runs to its end on this thread — with
+ * the stream cancelled when the client left early; after a complete response it
+ * only finishes its own I/O (the rest of an upstream answer, read so that its
+ * connection can be used again). */
+static void stream_drain_pump(struct drv_http_stream *s, bool completed_ok)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->pump && !completed_ok && !atomic_load(&s->cancel)) {
+        s->cancel_code = DRV_EIO;
+        atomic_store(&s->cancel, true);
+    }
+    while (s->pump)
+        stream_wait_locked(s);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* Caller holds s->mu. */
@@ -196,7 +241,7 @@ static void stream_cancel_locked(struct drv_http_stream *s, int code)
     if (!atomic_load(&s->cancel))
         s->cancel_code = code;
     atomic_store(&s->cancel, true);
-    stream_resume_locked(s);
+    stream_wake_locked(s);
 }
 
 /* One of MHD's two references goes (response freed, or request completed). */
@@ -210,7 +255,6 @@ static void stream_mhd_release(struct drv_http_stream *s, bool completed_ok)
         atomic_store(&s->cancel, true);
     }
     s->conn = NULL;
-    s->suspended = false;
     if (--s->mhd_refs == 0 && s->linked) {
         if (s->prev)
             s->prev->next = s->next;
@@ -233,7 +277,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
     struct drv_http_stream *s = cls;
     ssize_t ret;
     pthread_mutex_lock(&s->mu);
-    size_t pending = s->buf.len - s->rpos;
+    size_t pending;
+    while ((pending = s->buf.len - s->rpos) == 0 && !s->closed && !atomic_load(&s->cancel) &&
+           s->conn != NULL && !atomic_load(&s->srv->stopping))
+        stream_wait_locked(s);
     if (atomic_load(&s->cancel) || s->conn == NULL) {
         ret = MHD_CONTENT_READER_END_WITH_ERROR;
     } else if (pending > 0) {
@@ -248,16 +295,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
     } else if (s->closed) {
         s->eos_sent = true;
         ret = MHD_CONTENT_READER_END_OF_STREAM;
-    } else if (atomic_load(&s->srv->stopping)) {
-        /* drv_http_server_free resumes what is suspended before it stops MHD;
-         * nothing may suspend after that */
+    } else { /* the server is stopping */
         s->cancel_code = DRV_EIO;
         atomic_store(&s->cancel, true);
         ret = MHD_CONTENT_READER_END_WITH_ERROR;
-    } else {
-        s->suspended = true;
-        MHD_suspend_connection(s->conn);
-        ret = 0;
     }
     pthread_mutex_unlock(&s->mu);
     return ret;
@@ -300,8 +341,8 @@ static void *watch_main(void *arg)
             break;
         for (struct drv_http_stream *s = srv->streams; s; s = s->next) {
             pthread_mutex_lock(&s->mu);
-            if (s->suspended && s->conn && s->fd >= 0 && peer_gone(s->fd)) {
-                drv_log(DRV_LOG_DEBUG, "http: client of a suspended stream went away");
+            if (s->waiting && s->conn && s->fd >= 0 && peer_gone(s->fd)) {
+                drv_log(DRV_LOG_DEBUG, "http: client of a waiting stream went away");
                 stream_cancel_locked(s, DRV_EIO);
             }
             pthread_mutex_unlock(&s->mu);
@@ -352,7 +393,7 @@ int drv_http_stream_write(struct drv_http_stream *s, const void *data, size_t le
         goto out;
     }
     if (!s->parked) /* a parked connection waits for the commit, not for data */
-        stream_resume_locked(s);
+        stream_wake_locked(s);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -366,7 +407,7 @@ void drv_http_stream_close(struct drv_http_stream *s)
     s->closed = true;
     if (s->deferred && s->commit == COMMIT_NONE)
         s->commit = COMMIT_500; /* logged where the 500 is queued, with the request */
-    stream_resume_locked(s);
+    stream_wake_locked(s);
     bool last = --s->refs == 0;
     pthread_mutex_unlock(&s->mu);
     if (last)
@@ -376,6 +417,14 @@ void drv_http_stream_close(struct drv_http_stream *s)
 atomic_bool *drv_http_stream_cancel_flag(struct drv_http_stream *s)
 {
     return &s->cancel;
+}
+
+void drv_http_stream_set_pump(struct drv_http_stream *s, drv_http_pump_fn fn, void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    s->pump = fn;
+    s->pump_ud = ud;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* With s->mu held: 0 when s is a deferred stream not yet committed. */
@@ -404,7 +453,7 @@ static int commit_locked(struct drv_http_stream *s, enum commit c, unsigned stat
     }
     s->commit = c;
     s->status = status;
-    stream_resume_locked(s);
+    stream_wake_locked(s);
     return 0;
 }
 
@@ -536,6 +585,7 @@ static struct drv_http_stream *stream_new(struct drv_http_req *req)
     if (s == NULL)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     drv_buf_init(&s->buf, req->srv->max_stream_buffer);
     s->srv = req->srv;
     s->fd = -1;
@@ -621,7 +671,7 @@ struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req)
     s->mhd_refs = 1; /* the request */
     /* Linked and parked under srv->mu, with `stopping` checked there: either
      * drv_http_server_free's sweep (which sets `stopping` first, then takes
-     * srv->mu) sees this stream and resumes it, or we see `stopping` and never
+     * srv->mu) sees this stream and cancels it, or we see `stopping` and never
      * park. */
     pthread_mutex_lock(&srv->mu);
     if (atomic_load(&srv->stopping)) {
@@ -638,8 +688,6 @@ struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req)
     stream_link_locked(srv, s);
     pthread_mutex_lock(&s->mu);
     s->parked = true;
-    s->suspended = true;
-    MHD_suspend_connection(req->conn);
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_unlock(&srv->mu);
     req->stream = s;
@@ -648,17 +696,22 @@ struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req)
     return s;
 }
 
-/* MHD called on_request again for a parked request: its stream was committed,
- * cancelled or closed. Queues what was committed; MHD_NO closes the connection. */
+/* The handler parked the request: waits (or pumps) until its stream is
+ * committed, cancelled or closed. Queues what was committed; MHD_NO closes the
+ * connection. */
 static enum MHD_Result unpark(struct drv_http_req *req)
 {
     struct drv_http_stream *s = req->stream;
     pthread_mutex_lock(&s->mu);
+    while (s->commit == COMMIT_NONE && !atomic_load(&s->cancel) &&
+           !atomic_load(&req->srv->stopping))
+        stream_wait_locked(s);
     enum commit c = s->commit;
     if (atomic_load(&s->cancel) || atomic_load(&req->srv->stopping) || c == COMMIT_NONE) {
         if (c == COMMIT_NONE && !atomic_load(&s->cancel)) {
-            /* nothing asked for this wakeup; cannot happen, but never hang */
-            drv_log(DRV_LOG_ERROR, "http: %s %s resumed with no response", req->method, req->path);
+            /* the server is stopping */
+            drv_log(DRV_LOG_DEBUG, "http: %s %s: server stopping before the response",
+                    req->method, req->path);
         }
         s->cancel_code = s->cancel_code ? s->cancel_code : DRV_EIO;
         atomic_store(&s->cancel, true);
@@ -940,10 +993,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
-    if (req->parked)
-        return unpark(req);
     if (!req->answered)
         run_handler(req);
+    if (req->parked)
+        return unpark(req);
     return MHD_YES;
 }
 
@@ -959,8 +1012,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         drv_log(DRV_LOG_DEBUG, "http %s %s %u: connection ended early (code %d)", req->method,
                 req->path, req->status, (int)toe);
-    if (req->stream)
+    if (req->stream) {
+        stream_drain_pump(req->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
         stream_mhd_release(req->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    }
     req_free(req);
 }
 
@@ -979,7 +1034,6 @@ struct drv_http_params drv_http_default_params(void)
         .port = 0,
         .max_body_bytes = 8u << 20,
         .max_stream_buffer = 8u << 20,
-        .threads = 2,
     };
     return p;
 }
@@ -1072,15 +1126,17 @@ struct drv_http_server *drv_http_server_new(const struct drv_http_params *params
     if (resolve(host, params->port, &ss, err) != 0)
         goto fail;
 
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* a thread per connection (see the top of this file); poll(), so that no
+     * descriptor number is too high for select() */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_DUAL_STACK;
-    unsigned threads = params->threads ? params->threads : 1;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
-        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_THREAD_STACK_SIZE, CONN_STACK_BYTES, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     /* the logger must be the first option, or MHD logs its own complaint about it */
@@ -1115,9 +1171,9 @@ void drv_http_server_free(struct drv_http_server *srv)
         return;
     atomic_store(&srv->stopping, true);
     stop_watch(srv);
-    /* MHD must not be stopped with suspended connections: wake them all; their
-     * readers see the cancel flag and end the response, and no reader suspends
-     * once `stopping` is set */
+    /* connections waiting for their producers must end before MHD can join their
+     * threads: cancel and wake them all; their readers see the cancel flag and
+     * end the response, and nothing waits once `stopping` is set */
     pthread_mutex_lock(&srv->mu);
     for (struct drv_http_stream *s = srv->streams; s; s = s->next) {
         pthread_mutex_lock(&s->mu);

@@ -350,7 +350,6 @@ static const struct drv_http_route fake_routes[] = {
 static struct drv_http_server *fake_start(struct fake *f, char *url, size_t size)
 {
     struct drv_http_params p = drv_http_default_params();
-    p.threads = 4;
     struct drv_err err;
     drv_err_init(&err);
     struct drv_http_server *srv =
