@@ -256,6 +256,7 @@ int drv_cmd_fit(int argc, char **argv)
     } else {
         struct drv_probe_params pp = drv_probe_default_params();
         pp.bandwidth_seconds = 0.3; /* a short measurement: enough for a roofline */
+        pp.gpu_bandwidth_seconds = 0.3;
         if (drv_probe_run(&pp, hw, &err) != 0) {
             fprintf(stderr, "drover fit: %s\n", err.msg);
             goto out;

@@ -37,7 +37,8 @@ static void print_table(const struct drv_hw *hw)
                drv_fmt_bytes(d->memory_free_bytes, a, sizeof(a)),
                drv_fmt_bytes(d->memory_total_bytes, b, sizeof(b)), d->description);
         if (d->bandwidth_gbps > 0)
-            printf(" (%.0f GB/s, from the profile)", d->bandwidth_gbps);
+            printf(" (%.0f GB/s %s)", d->bandwidth_gbps,
+                   d->bandwidth_measured ? "measured" : "from the profile");
         printf("\n");
     }
     if (hw->n_devices == 0)
@@ -118,6 +119,7 @@ int drv_cmd_hw(int argc, char **argv)
             fprintf(stderr, "drover hw: %s: %s\n", check, err.msg);
     } else {
         struct drv_probe_params p = drv_probe_default_params();
+        p.gpu_bandwidth_seconds = quick ? 0 : 0.4;
         if (quick)
             p.bandwidth_seconds = 0;
         rc = drv_probe_run(&p, hw, &err);

@@ -179,8 +179,9 @@ static void print_table(const struct drv_hw *hw, const struct drv_rec_result *r,
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
         if (strcmp(d->type, "gpu") == 0 && d->bandwidth_gbps > 0)
-            printf(", %.0f-%.0f %% of %s's %.0f GB/s", DRV_FIT_EFF_GPU_LO * 100,
-                   DRV_FIT_EFF_GPU_HI * 100, d->name, d->bandwidth_gbps);
+            printf(", %.0f-%.0f %% of %s's %.0f GB/s%s", DRV_FIT_EFF_GPU_LO * 100,
+                   DRV_FIT_EFF_GPU_HI * 100, d->name, d->bandwidth_gbps,
+                   d->bandwidth_measured ? " measured" : "");
         else if (strcmp(d->type, "gpu") == 0)
             printf(", %s's bandwidth unknown", d->name);
         else if (strcmp(d->type, "igpu") == 0)
@@ -394,6 +395,7 @@ int drv_cmd_recommend(int argc, char **argv)
     } else {
         struct drv_probe_params pp = drv_probe_default_params();
         pp.bandwidth_seconds = 0.5; /* the roofline's one input: worth half a second */
+        pp.gpu_bandwidth_seconds = 0.3;
         if (drv_probe_run(&pp, hw, &err) != 0) {
             fprintf(stderr, "drover recommend: %s\n", err.msg);
             goto out;

@@ -46,6 +46,24 @@ struct drv_engine_device {
  * can be more than cap). */
 int drv_engine_devices(struct drv_engine_device *out, int cap);
 
+/* Measures the memory bandwidth of the ggml device called name ("CUDA0",
+ * "Vulkan0", "ROCm0", also "CPU") through llama.cpp's backend API, no vendor
+ * API: two f32 tensors in the device's own buffer are copied back and forth by
+ * a graph computed on the device's backend, one warm-up pass, then passes for
+ * about `seconds`; the best pass counts. bytes: both tensors together; 0 =
+ * min(512 MiB, an eighth of the device's free memory).
+ *
+ * *gbps (1e9 bytes/s) counts the bytes read plus the bytes written, as spec
+ * sheets and CUDA's bandwidthTest do: it stands for the device memory's read
+ * bandwidth, which a copy shares with its writes on the same bus.
+ *
+ * DRV_ENOENT: no such device; DRV_EINVAL: seconds <= 0, bytes below 64 MiB
+ * (it would measure a cache), or not enough free memory (the message says how
+ * much there is); DRV_ENOMEM: the device refused the buffer; DRV_EIO: the
+ * backend does not start or cannot run the copy. *gbps is -1 on error. */
+int drv_engine_device_bandwidth(const char *name, double seconds, uint64_t bytes, double *gbps,
+                                struct drv_err *err);
+
 struct drv_engine;
 
 /* Creates an engine with no models. Initialises llama.cpp's backends once per

@@ -328,11 +328,12 @@ static void init_devices(const struct drv_hw *hw, struct drv_fit_result *r)
         g->shares_ram = igpu;
         g->free_bytes = d->memory_free_bytes;
         /* an integrated GPU reads the same RAM the CPU does; a discrete one's
-         * bandwidth is what the profile says, if it says */
+         * bandwidth is the probe's measurement or the profile's number, if any */
         g->bw_gbps = igpu                    ? hw->memory.bandwidth_gbps
                      : d->bandwidth_gbps > 0 ? d->bandwidth_gbps
                                              : -1;
-        g->bw_measured = igpu && hw->memory.bandwidth_gbps > 0;
+        g->bw_measured =
+            igpu ? hw->memory.bandwidth_gbps > 0 : d->bandwidth_gbps > 0 && d->bandwidth_measured;
     }
 }
 

@@ -324,8 +324,11 @@ struct drv_fit_result {
  *             efficiency (DRV_FIT_EFF_CPU_*: 0.30-0.75 of the CPU's measured read
  *             bandwidth, DRV_FIT_EFF_GPU_*: 0.4-0.8 of a GPU's).
  * hw gives free memory (host: memory.available_bytes) and the host's measured
- * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones at the
- * profile's devices[].bandwidth_gbps when it is given, else unknown. */
+ * bandwidth; integrated GPUs read at the host's bandwidth, discrete ones at
+ * devices[].bandwidth_gbps when there is one (measured by the probe, whose
+ * device copy counts read + write bytes like a spec sheet, so the same GPU range
+ * applies; or written into the profile by hand), else unknown. bw_measured
+ * tells the two apart. */
 void drv_fit_plan(const struct drv_fit_model *m, const struct drv_hw *hw,
                   const struct drv_fit_params *p, struct drv_fit_result *out);
 

@@ -34,6 +34,25 @@ static void list_devices(struct drv_hw *hw)
     }
 }
 
+/* Discrete GPUs only: an integrated one's memory is the RAM measured below. */
+static void measure_gpus(struct drv_hw *hw, double seconds)
+{
+    for (int i = 0; i < hw->n_devices; i++) {
+        struct drv_hw_device *d = &hw->devices[i];
+        if (strcmp(d->type, "gpu") != 0)
+            continue;
+        struct drv_err e;
+        drv_err_init(&e);
+        double gbps;
+        if (drv_engine_device_bandwidth(d->name, seconds, 0, &gbps, &e) != 0) {
+            drv_log(DRV_LOG_WARN, "%s: bandwidth not measured: %s", d->name, e.msg);
+            continue;
+        }
+        d->bandwidth_gbps = gbps;
+        d->bandwidth_measured = true;
+    }
+}
+
 int drv_probe_run(const struct drv_probe_params *p, struct drv_hw *out, struct drv_err *err)
 {
     struct drv_probe_params dp = drv_probe_default_params();
@@ -46,6 +65,8 @@ int drv_probe_run(const struct drv_probe_params *p, struct drv_hw *out, struct d
     drv_probe_memory(root, &out->memory);
     if (p->devices)
         list_devices(out);
+    if (p->devices && p->gpu_bandwidth_seconds > 0)
+        measure_gpus(out, p->gpu_bandwidth_seconds);
     drv_probe_amd(root, hsa, out);
     drv_probe_nvidia(p->run, p->run_ud, out);
     drv_probe_problems(out, hsa);

@@ -33,9 +33,15 @@
  *       {"name": "Vulkan0", "description": "AMD Radeon 780M",
  *        "type": "cpu" | "gpu" | "igpu" | "accel",
  *        "memory_total_bytes": ..., "memory_free_bytes": ...,
- *        "bandwidth_gbps": 448.0}      optional: the device memory's read bandwidth,
- *                                      GB/s (spec sheet or measured); null or absent
- *                                      = unknown (the probe does not measure GPUs)
+ *        "bandwidth_gbps": 448.0,      optional: the device memory's bandwidth, GB/s
+ *                                      (1e9 bytes), a spec sheet's or measured; null
+ *                                      or absent = unknown. The probe measures it for
+ *                                      "gpu" devices only (an "igpu" reads the RAM:
+ *                                      memory.bandwidth_gbps), as bytes read plus
+ *                                      bytes written by a device-to-device copy
+ *                                      (drv_engine_device_bandwidth), unless --quick
+ *        "bandwidth_measured": true}   optional (absent = false): bandwidth_gbps was
+ *                                      measured by drover here, not written by hand
  *     ],
  *     "amd": [                         AMD GPUs from sysfs (optional on load)
  *       {"card": "card0", "gfx_target": "gfx1103" (or "" when KFD does not say),
@@ -92,7 +98,8 @@ struct drv_hw_device {
     char type[8]; /* "cpu", "gpu", "igpu", "accel" */
     uint64_t memory_total_bytes;
     uint64_t memory_free_bytes;
-    double bandwidth_gbps; /* GB/s, from the profile; 0 = unknown */
+    double bandwidth_gbps;   /* GB/s; 0 = unknown */
+    bool bandwidth_measured; /* bandwidth_gbps was measured (probe), not given by hand */
 };
 
 struct drv_hw_amd {
@@ -133,9 +140,15 @@ typedef int (*drv_probe_runner_fn)(const char *cmd, char *out, size_t cap, void 
 struct drv_probe_params {
     const char *root;         /* prepended to /proc, /sys and /opt paths; "" (default)
                                  = this machine. Tests point it at a fake tree. */
-    double bandwidth_seconds; /* time for the bandwidth measurement; default 1.0;
+    double bandwidth_seconds; /* time for the RAM bandwidth measurement; default 1.0;
                                  <= 0 skips it (bandwidth_gbps = -1) */
     bool devices;             /* list ggml devices (initialises llama.cpp); default true */
+    /* time to measure each discrete GPU's bandwidth (drv_engine_device_bandwidth);
+     * default 0 = not measured: it starts the GPU's backend and borrows up to
+     * 512 MiB of its memory, which only commands that predict speed want. A GPU
+     * that cannot be measured (too little free memory, ...) keeps bandwidth_gbps
+     * 0 and the reason goes to the log. Needs devices. */
+    double gpu_bandwidth_seconds;
     bool cpu;                 /* read the CPU from hwloc; default true */
     const char *hsa_override; /* HSA_OVERRIDE_GFX_VERSION; default NULL = from the
                                  environment, "" = unset */

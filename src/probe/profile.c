@@ -43,11 +43,12 @@ char *drv_probe_profile_dump(const struct drv_hw *hw)
     for (int i = 0; i < hw->n_devices; i++) {
         const struct drv_hw_device *d = &hw->devices[i];
         json_array_append_new(
-            devs, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "name", d->name, "description",
+            devs, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b}", "name", d->name, "description",
                             d->description, "type", d->type, "memory_total_bytes",
                             u64(d->memory_total_bytes), "memory_free_bytes",
                             u64(d->memory_free_bytes), "bandwidth_gbps",
-                            d->bandwidth_gbps > 0 ? json_real(d->bandwidth_gbps) : json_null()));
+                            d->bandwidth_gbps > 0 ? json_real(d->bandwidth_gbps) : json_null(),
+                            "bandwidth_measured", d->bandwidth_gbps > 0 && d->bandwidth_measured));
     }
     json_object_set_new(o, "devices", devs);
 
@@ -226,6 +227,12 @@ static int parse_device(json_t *o, const char *p, struct drv_hw_device *d, struc
                                p);
         d->bandwidth_gbps = json_number_value(bw);
     }
+    json_t *measured = json_object_get(o, "bandwidth_measured");
+    d->bandwidth_measured = false;
+    if (measured && !json_is_boolean(measured))
+        return drv_err_set(err, DRV_EINVAL, "%sbandwidth_measured: must be true or false", p);
+    /* a measurement of nothing is no measurement */
+    d->bandwidth_measured = json_is_true(measured) && d->bandwidth_gbps > 0;
     return 0;
 }
 

@@ -43,6 +43,26 @@ expect_rc 0 "fit 14b q8_0"
 expect_out '^fits +partly: [0-9]+/49 layers on GPU \(n_gpu_layers = [0-9]+\)' "14b partly on the GPU"
 expect_out 'GPU bandwidth unknown' "no invented GPU bandwidth"
 
+# the GPU's bandwidth as 'drover hw' measures it: GPU tok/s from it, said to be
+# measured, and the profile keeps it through hw --check --json
+sed 's/"memory_free_bytes": 8589934592}]}/"memory_free_bytes": 8589934592, "bandwidth_gbps": 400.0, "bandwidth_measured": true}]}/' \
+  "$T_TMP/hw.json" > "$T_TMP/gpubw.json"
+run_drover fit llama3.1:8b --hw "$T_TMP/gpubw.json"
+expect_rc 0 "fit with a measured GPU bandwidth"
+expect_out '~[0-9.]+-[0-9.]+ tok/s \(roofline, 40-80 % of CUDA0 400.0 GB/s measured\)' \
+  "GPU roofline from the measured bandwidth"
+run_drover hw --check "$T_TMP/gpubw.json"
+expect_out '^  CUDA0 +gpu .*\(400 GB/s measured\)$' "hw shows the measured GPU bandwidth"
+run_drover hw --check "$T_TMP/gpubw.json" --json
+printf '%s\n' "$OUT" > "$T_TMP/gpubw2.json"
+run_drover fit llama3.1:8b --hw "$T_TMP/gpubw2.json" --json
+if printf '%s' "$OUT" | node -e '
+  const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  const g = j.devices[1];
+  if (g.bandwidth_gbps !== 400 || g.bandwidth_measured !== true) process.exit(1);
+  if (!(j.generation.tok_s_low > 0 && j.generation.tok_s_low < j.generation.tok_s_high)) process.exit(1);
+'; then pass; else fail "measured GPU bandwidth through hw --json and back: $OUT"; fi
+
 run_drover fit llama3.1:70b --hw "$T_TMP/hw.json"
 expect_rc 0 "fit 70b (does not fit is not an error)"
 expect_out '^fits +no$' "70b does not fit 16 GiB + 8 GiB"

@@ -620,6 +620,38 @@ static void local_bench_measures_pp_and_tg(void **state)
     assert_int_equal(drv_engine_bench_local(STORIES, &p, &r, &err), DRV_EINVAL);
 }
 
+/* The bandwidth measurement takes any ggml device: on the CPU device it copies
+ * in RAM, which every machine has. */
+static void device_bandwidth_on_the_cpu_device(void **state)
+{
+    (void)state;
+    double gbps = 0;
+    struct drv_err err;
+    drv_err_init(&err);
+    int rc = drv_engine_device_bandwidth("CPU", 0.05, (uint64_t)64 << 20, &gbps, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    /* RAM moves between ~1 and a few hundred GB/s: far outside is a unit error */
+    if (!(gbps > 0.1 && gbps < 10000))
+        fail_msg("CPU device: %.3f GB/s", gbps);
+
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_device_bandwidth("CPU", 0.05, (uint64_t)1 << 20, &gbps, &err),
+                     DRV_EINVAL);
+    assert_non_null(strstr(err.msg, "too small to measure bandwidth"));
+    assert_true(gbps < 0);
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_device_bandwidth("CPU", 0.05, (uint64_t)1 << 60, &gbps, &err),
+                     DRV_EINVAL);
+    assert_non_null(strstr(err.msg, "CPU has "));
+    assert_non_null(strstr(err.msg, "free: too little for a "));
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_device_bandwidth("NoSuchGPU0", 0.05, 0, &gbps, &err), DRV_ENOENT);
+    assert_string_equal(err.msg, "no ggml device named 'NoSuchGPU0'");
+    drv_err_init(&err);
+    assert_int_equal(drv_engine_device_bandwidth("CPU", 0, 0, &gbps, &err), DRV_EINVAL);
+}
+
 /* stories260K with a chat template that opens a think block (Qwen3-style), so
  * the prompt side of think:false can be seen: it closes the block in the prompt. */
 static void write_template_copy(const char *out, const char *tmpl)
@@ -775,6 +807,7 @@ int main(void)
         cmocka_unit_test(think_false_closes_the_block_in_the_prompt),
         cmocka_unit_test(template_that_opens_think_makes_reasoning),
         cmocka_unit_test(local_bench_measures_pp_and_tg),
+        cmocka_unit_test(device_bandwidth_on_the_cpu_device),
         cmocka_unit_test(thinking_is_split_from_the_answer),
         cmocka_unit_test(schema_compiles_and_refuses),
         cmocka_unit_test(schema_constrains_generation),

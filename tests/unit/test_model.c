@@ -468,6 +468,49 @@ static void fit_catalog_names(void **state)
     assert_false(drv_fit_kv_parse("q5_0", &kv));
 }
 
+/* A discrete GPU's bandwidth, measured by the probe or written by hand, gives
+ * the GPU tok/s range (40-80 % of it); an integrated GPU keeps reading RAM. */
+static void fit_gpu_bandwidth(void **state)
+{
+    (void)state;
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    assert_non_null(hw);
+    assert_non_null(r);
+    fake_hw(hw, 8ull << 30, "gpu");
+    hw->devices[1].bandwidth_gbps = 400;
+    hw->devices[1].bandwidth_measured = true;
+    struct drv_fit_params p = drv_fit_default_params();
+    struct drv_fit_model *m = fit_load("qwen2.5:7b");
+
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_GPU);
+    assert_true(r->dev[1].bw_gbps == 400);
+    assert_true(r->dev[1].bw_measured);
+    assert_false(r->tg_upper_only);
+    /* everything read per token is on the GPU */
+    double rpt = (double)r->read_per_token;
+    assert_float_equal(r->tg_lo, 400e9 * DRV_FIT_EFF_GPU_LO / rpt, 1e-6);
+    assert_float_equal(r->tg_hi, 400e9 * DRV_FIT_EFF_GPU_HI / rpt, 1e-6);
+    assert_true(r->tg_lo > 20 && r->tg_hi < 100); /* ~5 GB a token */
+
+    /* the same number from a spec sheet: same range, not called measured */
+    hw->devices[1].bandwidth_measured = false;
+    drv_fit_plan(m, hw, &p, r);
+    assert_false(r->dev[1].bw_measured);
+    assert_float_equal(r->tg_lo, 400e9 * DRV_FIT_EFF_GPU_LO / rpt, 1e-6);
+
+    /* an integrated GPU reads the RAM (50 GB/s), whatever its device says */
+    hw->devices[1].bandwidth_measured = true;
+    strcpy(hw->devices[1].type, "igpu");
+    drv_fit_plan(m, hw, &p, r);
+    assert_true(r->dev[1].bw_gbps == 50);
+    assert_true(r->dev[1].bw_measured);
+    free(m);
+    free(hw);
+    free(r);
+}
+
 static void fit_8gb_gpu(void **state)
 {
     (void)state;
@@ -981,6 +1024,7 @@ int main(void)
         cmocka_unit_test(fit_kv_known_shapes),
         cmocka_unit_test(fit_catalog_names),
         cmocka_unit_test(fit_8gb_gpu),
+        cmocka_unit_test(fit_gpu_bandwidth),
         cmocka_unit_test(fit_roofline_and_ram),
         cmocka_unit_test(fit_sliding_window),
         cmocka_unit_test(fit_mixture_of_experts),

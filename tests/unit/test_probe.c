@@ -220,8 +220,10 @@ static void profile_round_trip(void **state)
     struct drv_err err;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
-            a.memory.bandwidth_gbps = -1;     /* not measured: null and back */
-            a.devices[0].bandwidth_gbps = 90; /* given by hand */
+            a.memory.bandwidth_gbps = -1;        /* not measured: null and back */
+            a.devices[0].bandwidth_gbps = 90;    /* given by hand */
+            a.devices[1].bandwidth_gbps = 52.25; /* measured: says so after the trip */
+            a.devices[1].bandwidth_measured = true;
         }
         char *s = drv_probe_profile_dump(&a);
         assert_non_null(s);
@@ -271,6 +273,8 @@ static void profile_errors_name_the_field(void **state)
     expect_error("\"total_bytes\": 57982058496,", "", "memory.total_bytes: missing");
     expect_error("\"bandwidth_gbps\": null", "\"bandwidth_gbps\": \"fast\"",
                  "devices[0].bandwidth_gbps: must be a number > 0 or null");
+    expect_error("\"bandwidth_measured\": false", "\"bandwidth_measured\": 1",
+                 "devices[0].bandwidth_measured: must be true or false");
     expect_error("\"apu\": true", "\"apu\": 1", "amd[0].apu: must be true or false");
     expect_error("\"compute_cap\": \"8.6\"", "\"compute_cap\": null",
                  "nvidia[0].compute_cap: must be a string");
@@ -289,6 +293,26 @@ static void profile_errors_name_the_field(void **state)
     assert_int_equal(drv_probe_profile_load("/nonexistent/hw.json", &b, &err), DRV_ENOENT);
 }
 
+/* Only a number can be measured: "bandwidth_measured" without one reads as not. */
+static void profile_measured_needs_a_bandwidth(void **state)
+{
+    (void)state;
+    static struct drv_hw a, b;
+    fill_sample(&a);
+    char *s = drv_probe_profile_dump(&a);
+    assert_non_null(s);
+    char *at = strstr(s, "\"bandwidth_measured\": false");
+    assert_non_null(at);
+    memcpy(at, "\"bandwidth_measured\": true ", strlen("\"bandwidth_measured\": true "));
+    struct drv_err err;
+    drv_err_init(&err);
+    if (drv_probe_profile_parse(s, strlen(s), &b, &err) != 0)
+        fail_msg("%s: %s", err.msg, s);
+    assert_true(b.devices[0].bandwidth_gbps == 0);
+    assert_false(b.devices[0].bandwidth_measured);
+    free(s);
+}
+
 static void bandwidth_short(void **state)
 {
     (void)state;
@@ -304,9 +328,13 @@ static void bandwidth_short(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(gfx_names),          cmocka_unit_test(amd_apu_without_rocblas_kernels),
-        cmocka_unit_test(amd_with_kernels),   cmocka_unit_test(run_on_fake_tree),
-        cmocka_unit_test(profile_round_trip), cmocka_unit_test(profile_errors_name_the_field),
+        cmocka_unit_test(gfx_names),
+        cmocka_unit_test(amd_apu_without_rocblas_kernels),
+        cmocka_unit_test(amd_with_kernels),
+        cmocka_unit_test(run_on_fake_tree),
+        cmocka_unit_test(profile_round_trip),
+        cmocka_unit_test(profile_errors_name_the_field),
+        cmocka_unit_test(profile_measured_needs_a_bandwidth),
         cmocka_unit_test(bandwidth_short),
     };
     return cmocka_run_group_tests(tests, make_tree, remove_tree);
