@@ -405,7 +405,9 @@ struct attempt {
     /* a remote attempt's transfer, from remote_begin to remote_finish */
     struct drv_fleet *job_f; /* the job's fleet, still known once the job is gone */
     struct drv_http_session *sess;
-    bool pooled; /* sess came from the fleet's pool (a lent thread runs it) */
+    bool pooled;   /* sess came from the fleet's pool (a lent thread runs it) */
+    bool begun;    /* the transfer was begun on sess: end it */
+    bool finished; /* remote_finish ran; only the clean-up is left */
     struct drv_fleet_node_cfg *cfg; /* the node's; these fields never change */
     struct drv_buf body;
     char url[512];
@@ -674,6 +676,10 @@ static void sess_put(struct drv_fleet *f, struct drv_http_session *s)
 
 static void attempt_free(struct attempt *a)
 {
+    if (a->begun) {
+        struct drv_err e;
+        drv_http_session_end(a->sess, &e);
+    }
     if (a->parser_ready)
         drv_api_upstream_parser_release(&a->parser);
     drv_http_response_release(&a->resp);
@@ -738,17 +744,19 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
         attempt_free(a);
         return -1;
     }
+    a->begun = true;
     return 0;
 }
 
-/* The transfer has finished (or is given up): how the attempt ends. Frees a. */
+/* The transfer has finished: how the attempt ends (the client's answer, an
+ * error, or a failover). The caller frees a. */
 static void remote_finish(struct attempt *a)
 {
     struct job *j = a->job; /* freed once a->over */
     struct drv_fleet *f = a->job_f;
     struct drv_err err;
     drv_err_init(&err);
-    int rc = drv_http_session_end(a->sess, &err);
+    int rc = drv_http_session_result(a->sess, &err);
     struct drv_http_response *resp = &a->resp;
     if (!a->over && rc == 0 && resp->status >= 200 && resp->status < 300 && !a->parse_fail &&
         parser_ready(a) == 0 && drv_api_upstream_finish(&a->parser, job_sink, a, &err) < 0) {
@@ -805,17 +813,22 @@ static void remote_finish(struct attempt *a)
             }
         }
     }
-    attempt_free(a);
 }
 
-/* One step of an attempt on the client's lent thread (drv_http_stream_set_pump). */
+/* One step of an attempt on the client's lent thread (drv_http_stream_set_pump).
+ * The clean-up is a step of its own: the client's answer goes out first. */
 static int remote_pump(void *ud)
 {
     struct attempt *a = ud;
+    if (a->finished) {
+        attempt_free(a);
+        return 0;
+    }
     if (drv_http_session_step(a->sess, PUMP_WAIT_MS))
         return 1;
     remote_finish(a);
-    return 0;
+    a->finished = true;
+    return 1;
 }
 
 /* On a worker thread: the whole attempt. */
@@ -854,6 +867,7 @@ static void remote_run(struct attempt *a, struct drv_http_session *sess)
     while (drv_http_session_step(sess, PUMP_WAIT_MS))
         ;
     remote_finish(a);
+    attempt_free(a);
 }
 
 /* A worker runs remote attempts one after another with one HTTP session, so

@@ -472,6 +472,15 @@ int drv_http_session_step(struct drv_http_session *s, int timeout_ms)
     return s->running;
 }
 
+int drv_http_session_result(struct drv_http_session *s, struct drv_err *err)
+{
+    if (!s->active || s->running)
+        return drv_err_set(err, DRV_EINVAL, "http session: no finished request");
+    if (s->rc)
+        drv_err_set(err, s->err.code ? s->err.code : s->rc, "%s", s->err.msg);
+    return s->rc;
+}
+
 int drv_http_session_end(struct drv_http_session *s, struct drv_err *err)
 {
     if (!s->active)

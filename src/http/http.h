@@ -283,7 +283,8 @@ int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_resp
  * has, and returns 1 while the transfer runs, 0 once it has finished;
  * drv_http_session_end (after begin succeeded, whether finished or not: an
  * unfinished transfer is abandoned and its connection closed) returns what
- * fetch would have. */
+ * fetch would have. drv_http_session_result tells the same once a step has
+ * returned 0, before end (which can then wait: the handle is only put away). */
 struct drv_http_session;
 struct drv_http_session *drv_http_session_new(void); /* NULL when out of memory */
 void drv_http_session_free(struct drv_http_session *s);
@@ -292,6 +293,7 @@ int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_req
 int drv_http_session_begin(struct drv_http_session *s, const struct drv_http_request *rq,
                            struct drv_http_response *resp, struct drv_err *err);
 int drv_http_session_step(struct drv_http_session *s, int timeout_ms);
+int drv_http_session_result(struct drv_http_session *s, struct drv_err *err);
 int drv_http_session_end(struct drv_http_session *s, struct drv_err *err);
 
 #endif
