@@ -479,6 +479,7 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
 static void *worker_main(void *arg);
 static void start_local(struct job *j, const struct drv_gen_request *orig);
 static struct drv_http_session *sess_get(struct drv_fleet *f);
+static int job_canonical(struct job *j, const struct drv_gen_request *orig);
 static int remote_begin(struct attempt *a, const struct drv_gen_request *orig);
 static int remote_pump(void *ud);
 
@@ -488,7 +489,17 @@ static int remote_pump(void *ud);
 static void start(struct job *j, const struct drv_gen_request *orig)
 {
     struct drv_fleet *f = j->f;
-    if (f->nodes[j->node].kind == DRV_NODE_LOCAL) {
+    pthread_mutex_lock(&f->mu);
+    enum drv_node_kind kind = f->nodes[j->node].kind;
+    pthread_mutex_unlock(&f->mu);
+    bool lent = !j->embed && kind != DRV_NODE_LOCAL && j->lend &&
+                pthread_equal(pthread_self(), j->lend_thread);
+    bool keeps_body = lent && (kind == DRV_NODE_DROVER || kind == DRV_NODE_OLLAMA);
+    if (orig && j->body == NULL && !keeps_body && job_canonical(j, orig) != 0) {
+        job_fail(j, 400, "cannot forward this request", true);
+        return;
+    }
+    if (kind == DRV_NODE_LOCAL) {
         start_local(j, orig);
         return;
     }
@@ -499,7 +510,7 @@ static void start(struct job *j, const struct drv_gen_request *orig)
     }
     a->job = j;
     a->remote = true;
-    if (!j->embed && j->lend && pthread_equal(pthread_self(), j->lend_thread)) {
+    if (lent) {
         /* on the client's own thread: it runs the transfer itself, no hand-off */
         a->sess = sess_get(f);
         a->pooled = true;
@@ -553,6 +564,11 @@ static void start(struct job *j, const struct drv_gen_request *orig)
 
 static int decode_canonical(const struct job *j, struct drv_api_req *ar, struct drv_err *err)
 {
+    if (j->body == NULL) { /* could not be made (out of memory) */
+        memset(ar, 0, sizeof(*ar));
+        drv_gen_request_init(&ar->gen);
+        return drv_err_set(err, DRV_ENOMEM, "out of memory");
+    }
     return j->kind == DRV_GEN_CHAT ? drv_api_ollama_decode_chat(j->body, j->body_len, ar, err)
                                    : drv_api_ollama_decode_generate(j->body, j->body_len, ar, err);
 }
@@ -716,6 +732,14 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
     int rc;
     if (orig) {
         rc = drv_api_upstream_body(orig, a->wire, !j->whole, j->node_model, &a->body);
+        if (rc == 0 && j->body == NULL) { /* an Ollama body: the canonical form too */
+            j->body = malloc(a->body.len + 1);
+            if (j->body == NULL)
+                rc = DRV_ENOMEM;
+            else
+                memcpy(j->body, a->body.data, a->body.len + 1);
+            j->body_len = a->body.len;
+        }
     } else {
         struct drv_api_req ar;
         rc = decode_canonical(j, &ar, &err);
@@ -1151,6 +1175,27 @@ static struct job *job_new(struct drv_fleet *f, const char *model, const char *r
     return j;
 }
 
+/* The job's canonical form, from the client's request: what an Ollama node would
+ * be sent (the model field aside: every attempt names the node's own). Made only
+ * when the request may have to be sent again from it — queued, failed over, or
+ * handed to another thread; a first attempt relayed to an Ollama-API node on the
+ * client's own thread keeps the body it sent instead. */
+static int job_canonical(struct job *j, const struct drv_gen_request *orig)
+{
+    struct drv_buf body;
+    drv_buf_init(&body, 64u << 20);
+    int rc = drv_api_upstream_body(
+        orig, orig->kind == DRV_GEN_CHAT ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE, true,
+        NULL, &body);
+    if (rc) {
+        drv_buf_release(&body);
+        return rc;
+    }
+    j->body_len = body.len;
+    j->body = drv_buf_steal(&body);
+    return 0;
+}
+
 /* Places a new job: on a node now, in the queue, or refuses. */
 static int submit(struct drv_fleet *f, struct job *j, const struct drv_gen_request *orig,
                   struct drv_err *err)
@@ -1171,6 +1216,8 @@ static int submit(struct drv_fleet *f, struct job *j, const struct drv_gen_reque
             rc = drv_err_set(err, DRV_ETOOBIG,
                              "every node with model \"%s\" is busy and %d requests are waiting",
                              j->model, f->qlen);
+        } else if (job_canonical(j, orig) != 0) {
+            rc = drv_err_set(err, DRV_EINVAL, "cannot forward this request");
         }
         if (rc == 0)
             enqueue(f, j, false);
@@ -1206,20 +1253,6 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
         r.think = think_default(f, j->key);
         pthread_mutex_unlock(&f->mu);
     }
-    /* the canonical form: what an Ollama node would be sent */
-    struct drv_buf body;
-    drv_buf_init(&body, 64u << 20);
-    int rc = drv_api_upstream_body(
-        &r, r.kind == DRV_GEN_CHAT ? DRV_WIRE_OLLAMA_CHAT : DRV_WIRE_OLLAMA_GENERATE, true, NULL,
-        &body);
-    if (rc) {
-        drv_buf_release(&body);
-        job_free(j);
-        return drv_err_set(err, rc == DRV_ETOOBIG ? DRV_ETOOBIG : DRV_EINVAL,
-                           "cannot forward this request");
-    }
-    j->body_len = body.len;
-    j->body = drv_buf_steal(&body);
     size_t chars = r.kind == DRV_GEN_CHAT ? 0 : strlen(r.prompt ? r.prompt : "");
     for (size_t i = 0; i < r.n_messages; i++)
         chars += strlen(r.messages[i].content);
