@@ -113,6 +113,34 @@ static bool looks_like_path(const char *s)
            (stat(s, &st) == 0 && S_ISREG(st.st_mode));
 }
 
+/* m's name and hyperparameters from an inspected file (the bytes are the
+ * tensor table's) */
+static void model_from_info(const struct drv_gguf_info *in, struct drv_fit_model *m)
+{
+    drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
+    drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
+    m->n_layer = in->n_block;
+    m->n_embd = in->n_embd;
+    m->n_head = in->n_head;
+    m->n_head_kv = in->n_head_kv;
+    m->head_dim_k = in->head_dim_k;
+    m->head_dim_v = in->head_dim_v;
+    m->n_ff = in->n_ff;
+    m->n_vocab = in->n_vocab;
+    m->n_ctx_train = in->n_ctx_train;
+    m->n_swa = in->n_swa;
+    m->n_expert = in->n_expert;
+    m->n_expert_used = in->n_expert_used;
+    m->head_dim_k_swa = in->head_dim_k_swa;
+    m->head_dim_v_swa = in->head_dim_v_swa;
+    /* inspect keeps per-layer values for up to DRV_GGUF_MAX_LAYERS blocks,
+     * which drv_fit_model_from_tensors requires anyway */
+    m->per_layer_kv = in->n_block > 0 && in->n_block <= DRV_FIT_MAX_LAYERS;
+    memcpy(m->layer_n_head_kv, in->layer_n_head_kv, sizeof(m->layer_n_head_kv));
+    m->has_swa_layers = in->has_swa_layers;
+    memcpy(m->swa_layer, in->layer_swa, sizeof(m->swa_layer));
+}
+
 static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *err)
 {
     struct drv_gguf_info *in = malloc(sizeof(*in));
@@ -121,28 +149,7 @@ static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *
     int rc = drv_gguf_inspect_file(path, in, err);
     if (rc == 0) {
         drv_strlcpy(m->name, path, sizeof(m->name));
-        drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
-        drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
-        m->n_layer = in->n_block;
-        m->n_embd = in->n_embd;
-        m->n_head = in->n_head;
-        m->n_head_kv = in->n_head_kv;
-        m->head_dim_k = in->head_dim_k;
-        m->head_dim_v = in->head_dim_v;
-        m->n_ff = in->n_ff;
-        m->n_vocab = in->n_vocab;
-        m->n_ctx_train = in->n_ctx_train;
-        m->n_swa = in->n_swa;
-        m->n_expert = in->n_expert;
-        m->n_expert_used = in->n_expert_used;
-        m->head_dim_k_swa = in->head_dim_k_swa;
-        m->head_dim_v_swa = in->head_dim_v_swa;
-        /* inspect keeps per-layer values for up to DRV_GGUF_MAX_LAYERS blocks,
-         * which drv_fit_model_from_tensors requires anyway */
-        m->per_layer_kv = in->n_block > 0 && in->n_block <= DRV_FIT_MAX_LAYERS;
-        memcpy(m->layer_n_head_kv, in->layer_n_head_kv, sizeof(m->layer_n_head_kv));
-        m->has_swa_layers = in->has_swa_layers;
-        memcpy(m->swa_layer, in->layer_swa, sizeof(m->swa_layer));
+        model_from_info(in, m);
     }
     free(in);
     if (rc)
@@ -278,6 +285,48 @@ bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il)
     return n == 0 || il % n < n - 1;
 }
 
+/* llama.cpp pads each sequence's context to a multiple of 256 cells */
+static uint64_t pad_cells(uint32_t n_ctx)
+{
+    return ((uint64_t)n_ctx + 255) / 256 * 256;
+}
+
+/* Layer il's cache for n_seq sequences of n_ctx tokens. A sliding-window
+ * layer keeps, per sequence, the window plus one ubatch, padded like the rest
+ * (llama.cpp's iSWA cache, one stream per sequence as drover runs it), never
+ * more than the sequence's full cache. */
+static uint64_t kv_layer_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t il,
+                               uint32_t n_ctx, uint64_t n_seq)
+{
+    uint64_t cells = pad_cells(n_ctx);
+    if (drv_fit_layer_is_swa(m, il)) {
+        uint64_t win = pad_cells((uint32_t)(m->n_swa + 512));
+        cells = win < cells ? win : cells;
+    }
+    return kv_layer_cell(m, kv, il) * cells * (n_seq ? n_seq : 1);
+}
+
+uint64_t drv_fit_kv_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t n_ctx,
+                          uint32_t n_seq)
+{
+    uint64_t sum = 0;
+    for (uint32_t il = 0; il < m->n_layer && il < DRV_FIT_MAX_LAYERS; il++)
+        sum += kv_layer_bytes(m, kv, il, n_ctx, n_seq);
+    return sum;
+}
+
+uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv, uint32_t n_ctx,
+                               uint32_t n_seq)
+{
+    struct drv_fit_model *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        abort(); /* a fixed ~14 KiB */
+    model_from_info(in, m);
+    uint64_t sum = drv_fit_kv_bytes(m, kv, n_ctx, n_seq);
+    free(m);
+    return sum;
+}
+
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv)
 {
     /* past the window only the global layers grow with the context */
@@ -301,12 +350,6 @@ uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
-}
-
-/* llama.cpp pads each sequence's context to a multiple of 256 cells */
-static uint64_t pad_cells(uint32_t n_ctx)
-{
-    return ((uint64_t)n_ctx + 255) / 256 * 256;
 }
 
 /* tokens in the worst-case graph: n_ubatch, but never more than the context */
@@ -389,16 +432,8 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     uint32_t nl = m->n_layer;
     uint64_t n_seq = p->n_parallel ? p->n_parallel : 1;
     uint64_t cells_seq = pad_cells(p->n_ctx);
-    uint64_t cells = cells_seq * n_seq;
     uint64_t c_layers = compute_layers(m, p, cells_seq);
     uint64_t c_logits = compute_output(m, p);
-    /* a sliding-window layer keeps, per sequence, the window plus one ubatch,
-     * padded like the rest (llama.cpp's iSWA cache, one stream per sequence as
-     * drover runs it), never more than the sequence's full cache */
-    uint64_t cells_swa = pad_cells((uint32_t)(m->n_swa + 512)); /* per sequence */
-    if (cells_swa > cells_seq)
-        cells_swa = cells_seq;
-    cells_swa *= n_seq;
     r->kv_per_token = drv_fit_kv_bytes_per_token(m, p->kv);
     /* each layer's cache: its own row size, its window or the whole context */
     uint64_t *kv_l = calloc(nl + 1, sizeof(*kv_l));
@@ -406,7 +441,7 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
         abort(); /* at most DRV_FIT_MAX_LAYERS values */
     r->kv_bytes = 0;
     for (uint32_t il = 0; il < nl; il++) {
-        kv_l[il] = kv_layer_cell(m, p->kv, il) * (drv_fit_layer_is_swa(m, il) ? cells_swa : cells);
+        kv_l[il] = kv_layer_bytes(m, p->kv, il, p->n_ctx, n_seq);
         r->kv_bytes += kv_l[il];
     }
 

@@ -286,6 +286,15 @@ int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_
 int drv_fit_model_from_shape(const struct drv_model_shape *s, enum drv_synth_quant q,
                              struct drv_fit_model *out, struct drv_err *err);
 
+/* KV cache bytes llama.cpp allocates for n_seq sequences of n_ctx tokens
+ * (drv_fit_plan's KV formula: each layer its own rows, sliding-window layers
+ * their window). */
+uint64_t drv_fit_kv_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t n_ctx,
+                          uint32_t n_seq);
+/* The same for the model inspected as in: what the engine reserves before it
+ * loads a file. */
+uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv,
+                               uint32_t n_ctx, uint32_t n_seq);
 /* KV cache bytes for one cell (token of one sequence) over all layers that grow
  * with the context (sliding-window layers hold a fixed window: not counted). */
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv);

@@ -748,7 +748,6 @@ static void synth_gemma4_reads_back(void **state)
     /* 7 attn_v (blocks 0-4, 6, 7): ranks 2, 5 and 6 of 7 get q6_K, as does the
      * tied token_embd; judged by block index of 8 it would be 4 (0, 3, 6, 7) */
     assert_int_equal(type_count(in, "q6_K"), 3 + 1);
-    free(in);
 
     struct drv_fit_model *f = fit_load(path), *s = calloc(1, sizeof(*s));
     assert_non_null(s);
@@ -772,6 +771,10 @@ static void synth_gemma4_reads_back(void **state)
     assert_int_equal(rf->kv_bytes, 128 * 2 * 2 * 2048 + 7 * (2 * 64 * 2 * 2) * 768);
     assert_int_equal(rf->kv_bytes, rs->kv_bytes);
     assert_int_equal(rf->total_bytes, rs->total_bytes);
+    /* what the engine reserves before loading the file: the same cache */
+    assert_int_equal(drv_fit_kv_bytes_gguf(in, DRV_FIT_KV_F16, 2048, 1), rf->kv_bytes);
+    assert_int_equal(drv_fit_kv_bytes(f, DRV_FIT_KV_F16, 2048, 3), 3 * rf->kv_bytes);
+    free(in);
     free(f);
     free(s);
     free(hw);
