@@ -137,6 +137,58 @@ static void missing_dir_and_text_files(void **state)
     assert_non_null(strstr(err.msg, "not a GGUF file"));
 }
 
+/* GGUF bytes: the header, then key-value pairs put_kv_* append */
+struct gguf_bytes {
+    unsigned char b[512];
+    size_t n;
+};
+
+static void put(struct gguf_bytes *g, const void *p, size_t n)
+{
+    assert_true(g->n + n <= sizeof(g->b));
+    memcpy(g->b + g->n, p, n);
+    g->n += n;
+}
+
+static void put_u32(struct gguf_bytes *g, uint32_t v)
+{
+    put(g, &v, 4);
+}
+
+static void put_str(struct gguf_bytes *g, const char *s)
+{
+    uint64_t n = strlen(s);
+    put(g, &n, 8);
+    put(g, s, n);
+}
+
+/* A numeric key holding an array of strings: gguf asserts when asked for such
+ * an array's data, so the reader must check the type first (it did not). */
+static void string_array_under_numeric_key(void **state)
+{
+    (void)state;
+    struct gguf_bytes g = {.n = 0};
+    put(&g, "GGUF", 4);
+    put_u32(&g, 3);
+    uint64_t n_tensors = 0, n_kv = 2, n_arr = 2;
+    put(&g, &n_tensors, 8);
+    put(&g, &n_kv, 8);
+    put_str(&g, "general.architecture");
+    put_u32(&g, 8); /* GGUF_TYPE_STRING */
+    put_str(&g, "llama");
+    put_str(&g, "llama.block_count");
+    put_u32(&g, 9); /* GGUF_TYPE_ARRAY */
+    put_u32(&g, 8); /* of strings */
+    put(&g, &n_arr, 8);
+    put_str(&g, "a");
+    put_str(&g, "b");
+    struct drv_gguf_info *in = malloc(sizeof(*in));
+    assert_int_equal(drv_gguf_inspect_buffer(g.b, g.n, in, NULL), 0);
+    assert_string_equal(in->arch, "llama");
+    assert_int_equal(in->n_block, 0);
+    free(in);
+}
+
 static void ftype_names(void **state)
 {
     (void)state;
@@ -1143,6 +1195,7 @@ int main(void)
         cmocka_unit_test(every_truncation_is_an_error),
         cmocka_unit_test(flipped_bytes_never_crash),
         cmocka_unit_test(missing_dir_and_text_files),
+        cmocka_unit_test(string_array_under_numeric_key),
         cmocka_unit_test(ftype_names),
         cmocka_unit_test(catalog_lookup),
         cmocka_unit_test(catalog_close_matches),
