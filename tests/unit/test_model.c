@@ -901,22 +901,9 @@ static struct drv_fit_model *fit_shape(const char *spec, enum drv_synth_quant q)
 {
     struct drv_fit_model *m = calloc(1, sizeof(*m));
     assert_non_null(m);
-    struct drv_synth_params sp = drv_synth_default_params();
-    assert_int_equal(drv_shape_parse(spec, &sp.shape, NULL), 0);
-    sp.quant = q;
-    m->n_layer = sp.shape.n_layer;
-    m->n_embd = sp.shape.n_embd;
-    m->n_head = sp.shape.n_head;
-    m->n_head_kv = sp.shape.n_head_kv;
-    m->head_dim_k = m->head_dim_v = sp.shape.head_dim;
-    m->n_ff = sp.shape.n_ff;
-    m->n_vocab = sp.shape.n_vocab;
-    m->n_ctx_train = sp.shape.n_ctx_train;
-    struct drv_tensor_size *t;
-    int n;
-    assert_int_equal(drv_synth_tensor_list(&sp, &t, &n, NULL), 0);
-    assert_int_equal(drv_fit_model_from_tensors(t, n, m, NULL), 0);
-    free(t);
+    struct drv_model_shape s;
+    assert_int_equal(drv_shape_parse(spec, &s, NULL), 0);
+    assert_int_equal(drv_fit_model_from_shape(&s, q, m, NULL), 0);
     return m;
 }
 
