@@ -1,10 +1,12 @@
 // bench/fit-accuracy.mjs — drover fit's predictions against what llama.cpp really does.
 //
-// usage: node bench/fit-accuracy.mjs [--quick] [-t THREADS]
+// usage: node bench/fit-accuracy.mjs [--quick] [--only TEXT] [-t THREADS]
 // needs: build/drover. Models: ../shared/models/stories260K.gguf and random-weight
 // models of catalog shapes written by `drover synth` once into
 // $XDG_CACHE_HOME/drover/bench (~/.cache/drover/bench): llama3.2:1b at q4_0 and
-// q8_0, qwen2.5:3b at q4_k_m (--quick: fewer cases, no q8_0 1B).
+// q8_0, qwen2.5:3b at q4_k_m, gemma3:1b, small qwen3moe and gemma4 shapes
+// (--quick: fewer cases, no q8_0 1B, gemma or MoE; --only TEXT: the models whose
+// label contains TEXT, with their cases, e.g. --only gemma4).
 //
 // Memory: each case loads the model in `drover serve` (the program fit predicts
 // for) with the same context, KV type and parallel sequences, makes one request,
@@ -35,6 +37,7 @@ import { argv, drover, median, physicalCores, root } from "./common.mjs";
 
 const { args, opt } = argv();
 const quick = args.includes("--quick");
+const only = opt("--only", null);
 const tOpt = opt("-t", null);
 const threads = tOpt ? +tOpt : physicalCores();
 if (!fs.existsSync(drover)) { console.error(`missing ${drover} (run: make build)`); process.exit(1); }
@@ -60,21 +63,31 @@ function synth(name, quant, stem = name.replace(":", "-")) {
 }
 
 const stories = path.resolve(root, "../shared/models/stories260K.gguf");
+// file(): the model's path, synthesized on first use (only the models --only keeps)
 const models = [
-  { label: "stories260K f32", file: stories },
-  { label: "llama3.2:1b q4_0", file: synth("llama3.2:1b", "q4_0") },
-  ...(quick ? [] : [{ label: "llama3.2:1b q8_0", file: synth("llama3.2:1b", "q8_0") }]),
-  { label: "qwen2.5:3b q4_k_m", file: synth("qwen2.5:3b", "q4_k_m") },
+  { label: "stories260K f32", file: () => stories },
+  { label: "llama3.2:1b q4_0", file: () => synth("llama3.2:1b", "q4_0") },
+  ...(quick ? [] : [{ label: "llama3.2:1b q8_0", file: () => synth("llama3.2:1b", "q8_0") }]),
+  { label: "qwen2.5:3b q4_k_m", file: () => synth("qwen2.5:3b", "q4_k_m") },
   // sliding-window layers (5 local : 1 global, window 512) and a mixture of experts
   ...(quick ? [] : [
-    { label: "gemma3:1b q4_k_m", file: synth("gemma3:1b", "q4_k_m") },
-    { label: "qwen3moe 32x512 q4_k_m", file: synth("qwen3moe:layers=8,embd=1024,heads=16,kv_heads=4," +
+    { label: "gemma3:1b q4_k_m", file: () => synth("gemma3:1b", "q4_k_m") },
+    { label: "qwen3moe 32x512 q4_k_m", file: () => synth("qwen3moe:layers=8,embd=1024,heads=16,kv_heads=4," +
       "head_dim=64,ff=2048,vocab=32000,experts=32,experts_used=4,expert_ff=512", "q4_k_m", "qwen3moe-32x512") },
+    // gemma4:26b's layout at a small size: 5 sliding layers (4 kv heads of 128,
+    // window 1024) to 1 global (1 kv head of 256, K as V), a dense FFN beside 4
+    // of 32 experts, a 32000 vocabulary (the 26B's 262144 would make it mostly
+    // embeddings)
+    { label: "gemma4 32x256 q4_k_m", file: () => synth("gemma4:layers=12,embd=1024,heads=8,kv_heads=4," +
+      "head_dim=128,global_kv_heads=1,global_head_dim=256,ff=768,vocab=32000,experts=32,experts_used=4," +
+      "expert_ff=256,swa=1024", "q4_k_m", "gemma4-32x256") },
   ]),
-];
+].filter((m) => !only || m.label.includes(only));
+if (models.length === 0) { console.error(`no model label contains '${only}'`); process.exit(2); }
+for (const m of models) m.file = m.file();
 const M = Object.fromEntries(models.map((m) => [m.label, m]));
 // [model, ctx, kv, parallel]; stories' head_dim 8 has no flash-attention kernel, so no q8_0 KV
-const cases = quick
+const cases = (quick
   ? [["stories260K f32", 4096, "f16", 1], ["llama3.2:1b q4_0", 4096, "f16", 1],
      ["llama3.2:1b q4_0", 4096, "q8_0", 1], ["qwen2.5:3b q4_k_m", 512, "f16", 1]]
   : [["stories260K f32", 512, "f16", 1], ["stories260K f32", 4096, "f16", 1],
@@ -84,7 +97,9 @@ const cases = quick
      ["qwen2.5:3b q4_k_m", 512, "f16", 1], ["qwen2.5:3b q4_k_m", 4096, "q8_0", 1],
      ["qwen2.5:3b q4_k_m", 16384, "f16", 1],
      ["gemma3:1b q4_k_m", 4096, "f16", 1], ["gemma3:1b q4_k_m", 8192, "f16", 2],
-     ["qwen3moe 32x512 q4_k_m", 2048, "f16", 1]];
+     ["qwen3moe 32x512 q4_k_m", 2048, "f16", 1],
+     ["gemma4 32x256 q4_k_m", 512, "f16", 1], ["gemma4 32x256 q4_k_m", 8192, "f16", 1],
+     ["gemma4 32x256 q4_k_m", 4096, "q8_0", 2]]).filter(([label]) => M[label]);
 
 // The machine profile predictions use; measureHw() refreshes its bandwidth (a
 // shared machine's bandwidth moves with the load on it: each speed case measures

@@ -95,9 +95,14 @@ static void print_table(const struct drv_fit_model *m, const struct drv_fit_resu
     printf("%-12s %s per token (%s), %u ctx x %u seq = %s\n", "kv cache",
            drv_fmt_bytes(r->kv_per_token, a, sizeof(a)), drv_fit_kv_name(p->kv), p->n_ctx,
            p->n_parallel, drv_fmt_bytes(r->kv_bytes, b, sizeof(b)));
-    if (m->n_swa)
-        printf("%-12s sliding window %u not modelled: every layer counted at full context\n",
-               "note", m->n_swa);
+    if (m->n_swa) {
+        uint32_t n_swa_layers = 0;
+        for (uint32_t il = 0; il < m->n_layer; il++)
+            n_swa_layers += drv_fit_layer_is_swa(m, il);
+        printf("%-12s sliding window %u: %u of %u layers keep only the window (+ one "
+               "ubatch) per sequence\n",
+               "", m->n_swa, n_swa_layers, m->n_layer);
+    }
     printf("%-10s %7s %5s %10s %10s %10s %10s %10s %10s\n", "device", "layers", "out", "weights",
            "kv", "compute", "overhead", "total", "free");
     for (int i = 0; i < r->n_dev; i++) {

@@ -6,6 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Kv heads of the sliding and of the other blocks when each kind has one
+ * value (gemma4: 8 and 2); false when the file lists no sliding blocks or the
+ * heads vary otherwise. */
+static bool kv_heads_by_kind(const struct drv_gguf_info *in, uint32_t *swa, uint32_t *full)
+{
+    if (!in->has_swa_layers || in->n_block == 0 || in->n_block > DRV_GGUF_MAX_LAYERS)
+        return false;
+    uint32_t v[2] = {0, 0};
+    bool seen[2] = {false, false};
+    for (uint32_t il = 0; il < in->n_block; il++) {
+        int k = in->layer_swa[il];
+        if (seen[k] && v[k] != in->layer_n_head_kv[il])
+            return false;
+        seen[k] = true;
+        v[k] = in->layer_n_head_kv[il];
+    }
+    if (!seen[0] || !seen[1] || v[0] == v[1])
+        return false;
+    *swa = v[1];
+    *full = v[0];
+    return true;
+}
+
 static json_t *info_to_json(const char *path, const struct drv_gguf_info *in)
 {
     json_t *types = json_array();
@@ -38,6 +61,18 @@ static json_t *info_to_json(const char *path, const struct drv_gguf_info *in)
     json_object_set_new(o, "feed_forward_length", json_integer(in->n_ff));
     json_object_set_new(o, "context_length", json_integer(in->n_ctx_train));
     json_object_set_new(o, "sliding_window", json_integer(in->n_swa));
+    /* what differs by layer (gemma4): kv heads, head sizes of the sliding layers,
+     * which layers slide (null when the file does not list them) */
+    json_object_set_new(o, "head_dim_k_swa", json_integer(in->head_dim_k_swa));
+    json_object_set_new(o, "head_dim_v_swa", json_integer(in->head_dim_v_swa));
+    json_t *kv = json_array(), *swa = in->has_swa_layers ? json_array() : json_null();
+    for (uint32_t il = 0; il < in->n_block && il < DRV_GGUF_MAX_LAYERS; il++) {
+        json_array_append_new(kv, json_integer(in->layer_n_head_kv[il]));
+        if (in->has_swa_layers)
+            json_array_append_new(swa, json_boolean(in->layer_swa[il]));
+    }
+    json_object_set_new(o, "head_count_kv_per_layer", kv);
+    json_object_set_new(o, "sliding_window_layers", swa);
     json_t *rope = json_object();
     json_object_set_new(rope, "dimension_count", json_integer(in->rope_dim));
     json_object_set_new(rope, "freq_base",
@@ -82,8 +117,21 @@ static void print_table(const char *path, const struct drv_gguf_info *in)
     printf("%-16s %u\n", "blocks", in->n_block);
     printf("%-16s %u\n", "embedding", in->n_embd);
     printf("%-16s %u\n", "heads", in->n_head);
-    printf("%-16s %u\n", "kv heads", in->n_head_kv);
-    if (in->head_dim_k == in->head_dim_v)
+    uint32_t kv_swa, kv_full;
+    if (kv_heads_by_kind(in, &kv_swa, &kv_full))
+        printf("%-16s %u sliding, %u global\n", "kv heads", kv_swa, kv_full);
+    else
+        printf("%-16s %u\n", "kv heads", in->n_head_kv);
+    bool swa_dims = (in->head_dim_k_swa && in->head_dim_k_swa != in->head_dim_k) ||
+                    (in->head_dim_v_swa && in->head_dim_v_swa != in->head_dim_v);
+    uint32_t k_swa = in->head_dim_k_swa ? in->head_dim_k_swa : in->head_dim_k;
+    uint32_t v_swa = in->head_dim_v_swa ? in->head_dim_v_swa : in->head_dim_v;
+    if (swa_dims && k_swa == v_swa && in->head_dim_k == in->head_dim_v)
+        printf("%-16s %u sliding, %u global\n", "head dim", k_swa, in->head_dim_k);
+    else if (swa_dims)
+        printf("%-16s k %u, v %u sliding; k %u, v %u global\n", "head dim", k_swa, v_swa,
+               in->head_dim_k, in->head_dim_v);
+    else if (in->head_dim_k == in->head_dim_v)
         printf("%-16s %u\n", "head dim", in->head_dim_k);
     else
         printf("%-16s k %u, v %u\n", "head dim", in->head_dim_k, in->head_dim_v);
@@ -91,6 +139,12 @@ static void print_table(const char *path, const struct drv_gguf_info *in)
     printf("%-16s %u\n", "context", in->n_ctx_train);
     if (in->n_swa)
         printf("%-16s %u\n", "sliding window", in->n_swa);
+    if (in->has_swa_layers) {
+        uint32_t n = 0;
+        for (uint32_t il = 0; il < in->n_block && il < DRV_GGUF_MAX_LAYERS; il++)
+            n += in->layer_swa[il];
+        printf("%-16s %u sliding, %u global\n", "layers", n, in->n_block - n);
+    }
     printf("%-16s dim %u", "rope", in->rope_dim);
     if (in->rope_freq_base > 0)
         printf(", freq base %g", in->rope_freq_base);

@@ -80,13 +80,19 @@ static uint64_t kv_memory_free(const struct drv_engine_params *p)
     return (uint64_t)kb * 1024;
 }
 
+/* fit's name for a KV cache type (the engine offers f16, q8_0 and q4_0) */
+static enum drv_fit_kv fit_kv(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q8_0   ? DRV_FIT_KV_Q8_0
+           : t == GGML_TYPE_Q4_0 ? DRV_FIT_KV_Q4_0
+                                 : DRV_FIT_KV_F16;
+}
+
 /* --parallel 0: as many slots (up to 4) as the memory left after loading the
  * weights holds KV caches for, keeping 1 GiB for everything else. */
 static int auto_parallel(const struct drv_emodel *m, uint32_t n_ctx)
 {
-    const struct drv_gguf_info *in = &m->info;
-    uint64_t per_slot =
-        (uint64_t)n_ctx * in->n_block * in->n_head_kv * (in->head_dim_k + in->head_dim_v) * 2;
+    uint64_t per_slot = drv_fit_kv_bytes_gguf(&m->info, fit_kv(m->engine->p.kv_type), n_ctx, 1);
     uint64_t avail = kv_memory_free(&m->engine->p);
     uint64_t reserve = 1ull << 30;
     int n = per_slot && avail > reserve ? (int)((avail - reserve) / per_slot) : 1;
@@ -96,16 +102,6 @@ static int auto_parallel(const struct drv_emodel *m, uint32_t n_ctx)
 static const char *kv_type_name(enum ggml_type t)
 {
     return t == GGML_TYPE_Q8_0 ? "q8_0" : t == GGML_TYPE_Q4_0 ? "q4_0" : "f16";
-}
-
-/* Bytes of K+V cache per context cell for the model and cache type. */
-static uint64_t kv_bytes_per_cell(const struct drv_gguf_info *in, enum ggml_type t)
-{
-    uint64_t elems = (uint64_t)in->n_block * in->n_head_kv * (in->head_dim_k + in->head_dim_v);
-    /* q8_0: 34 bytes per 32; q4_0: 18 per 32; f16: 2 per element */
-    return t == GGML_TYPE_Q8_0   ? elems * 34 / 32
-           : t == GGML_TYPE_Q4_0 ? elems * 18 / 32
-                                 : elems * 2;
 }
 
 /* --gpu-layers -1: as many layers (of n_block + 1 with the output) as fit the
@@ -145,7 +141,9 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     uint32_t train = in->n_ctx_train;
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
     int slots = p->n_parallel > 0 ? p->n_parallel : auto_parallel(m, n_ctx);
-    uint64_t kv_bytes = kv_bytes_per_cell(in, kvt) * n_ctx * (uint64_t)slots;
+    /* each layer's own kv heads and head size; sliding-window layers hold
+     * their window (swa_full is off below) */
+    uint64_t kv_bytes = drv_fit_kv_bytes_gguf(in, fit_kv(kvt), n_ctx, (uint32_t)slots);
     char why[256];
     int ngl = p->n_gpu_layers;
     if (ngl < 0)
@@ -213,7 +211,7 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
     }
     /* resident = weights + KV cache; on the GPU: the offloaded share of both */
-    uint64_t kv = kv_bytes_per_cell(in, kvt) * llama_n_ctx(m->ctx);
+    uint64_t kv = drv_fit_kv_bytes_gguf(in, fit_kv(kvt), m->n_ctx_slot, (uint32_t)m->n_slots);
     m->size_resident = llama_model_size(m->lm) + kv;
     m->size_vram = ngl <= 0 ? 0
                    : ngl >= (int)in->n_block + 1

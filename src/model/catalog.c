@@ -1,4 +1,4 @@
-/* catalog — shapes of popular dense models, and explicit SHAPE specs.
+/* catalog — shapes of popular models, and explicit SHAPE specs.
  * Numbers are from /work/shared/MODELS.md (config.json of each model). rope theta
  * and the RMS epsilon only change numerics, not speed; where MODELS.md gives none
  * they are the family's usual config values. */
@@ -46,6 +46,18 @@
         .rms_eps = 1e-6f, .tied = true, .n_swa = swa                                               \
     }
 
+/* Gemma 4 with experts: sliding layers kv x hd, global layers gkv x ghd using K
+ * as V; every layer runs a dense FFN of ff beside used of n_exp experts of
+ * exp_ff. rope_theta is the global layers' (synth writes the sliding ones'
+ * 10000 as rope.freq_base_swa). */
+#define GEMMA4(nm, l, e, h, kv, hd, gkv, ghd, ff, exp_ff, n_exp, used, voc, ctx, swa)              \
+    {                                                                                              \
+        .name = nm, .arch = "gemma4", .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv,     \
+        .head_dim = hd, .n_ff = ff, .n_vocab = voc, .n_ctx_train = ctx, .rope_theta = 1e6f,        \
+        .rms_eps = 1e-6f, .tied = true, .n_expert = n_exp, .n_expert_used = used,                  \
+        .n_ff_exp = exp_ff, .n_swa = swa, .n_head_kv_global = gkv, .head_dim_global = ghd          \
+    }
+
 #define PHI3(nm, l, e, h, kv, ff, voc, ctx, theta, rot, tie)                                       \
     {                                                                                              \
         .name = nm, .arch = "phi3", .n_layer = l, .n_embd = e, .n_head = h, .n_head_kv = kv,       \
@@ -82,6 +94,9 @@ static const struct drv_model_shape catalog[] = {
     GEMMA3("gemma3:4b", 34, 2560, 8, 4, 256, 10240, 262208, 131072, 1024),
     GEMMA3("gemma3:12b", 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1024),
     GEMMA3("gemma3:27b", 62, 5376, 32, 16, 128, 21504, 262208, 131072, 1024),
+    /* gemma-4-26B-A4B: 25.2B, 3.8B active; text weights only (Ollama's 18 GB
+     * file also holds a ~550M vision encoder) */
+    GEMMA4("gemma4:26b", 30, 2816, 16, 8, 256, 2, 512, 2112, 704, 128, 8, 262144, 262144, 1024),
     LLAMA("smollm2:135m", 30, 576, 9, 3, 64, 1536, 49152, 8192, 1e5f, true),
     LLAMA("smollm2:360m", 32, 960, 15, 5, 64, 2560, 49152, 8192, 1e5f, true),
     LLAMA("smollm2:1.7b", 24, 2048, 32, 32, 64, 8192, 49152, 8192, 1.3e5f, true),
@@ -173,11 +188,29 @@ int drv_catalog_suggest(const char *name, const char **out, int max)
 
 /* ---- explicit dims ---- */
 
+#define ARCH_LIST "llama, qwen2, qwen3, qwen3moe, gemma3, gemma4 or phi3"
+
 static bool arch_supported(const char *arch)
 {
     return strcmp(arch, "llama") == 0 || strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 ||
            strcmp(arch, "qwen3moe") == 0 || strcmp(arch, "gemma3") == 0 ||
-           strcmp(arch, "phi3") == 0;
+           strcmp(arch, "gemma4") == 0 || strcmp(arch, "phi3") == 0;
+}
+
+/* architectures whose FFN is a mixture of experts, and those with a window */
+static bool arch_moe(const char *arch)
+{
+    return strcmp(arch, "qwen3moe") == 0 || strcmp(arch, "gemma4") == 0;
+}
+
+static bool arch_swa(const char *arch)
+{
+    return strcmp(arch, "gemma3") == 0 || strcmp(arch, "gemma4") == 0;
+}
+
+bool drv_shape_layer_is_swa(const struct drv_model_shape *s, uint32_t il)
+{
+    return arch_swa(s->arch) && s->n_swa > 0 && il % 6 < 5;
 }
 
 static int parse_u32(const char *key, const char *v, size_t vlen, uint32_t *out,
@@ -225,19 +258,15 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
                            "vocab=N");
     size_t alen = (size_t)(colon - spec);
     if (alen >= sizeof(out->arch))
-        return drv_err_set(err, DRV_EINVAL,
-                           "unknown architecture in SHAPE (want llama, qwen2, "
-                           "qwen3, qwen3moe, gemma3 or phi3)");
+        return drv_err_set(err, DRV_EINVAL, "unknown architecture in SHAPE (want " ARCH_LIST ")");
     memcpy(out->arch, spec, alen);
     out->arch[alen] = '\0';
     if (!arch_supported(out->arch))
         return drv_err_set(err, DRV_EINVAL,
-                           "unknown architecture '%s' in SHAPE (want llama, qwen2, qwen3, "
-                           "qwen3moe, gemma3 or phi3)",
-                           out->arch);
+                           "unknown architecture '%s' in SHAPE (want " ARCH_LIST ")", out->arch);
     bool is_llama = strcmp(out->arch, "llama") == 0;
-    if (strcmp(out->arch, "gemma3") == 0)
-        out->n_swa = 1024; /* the window of the 4B and bigger ones */
+    if (arch_swa(out->arch))
+        out->n_swa = 1024; /* gemma3's from 4B up, gemma4's */
     out->rope_theta = is_llama ? 10000.0f : 1e6f;
     out->rms_eps = is_llama ? 1e-5f : 1e-6f;
     out->n_ctx_train = 4096;
@@ -254,10 +283,24 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         size_t klen = (size_t)(eq - p);
         const char *v = eq + 1;
         size_t vlen = len - klen - 1;
-        static const char *const keys[] = {"layers",       "embd",       "heads",    "kv_heads",
-                                           "ff",           "vocab",      "head_dim", "ctx",
-                                           "tied",         "rope_theta", "eps",      "experts",
-                                           "experts_used", "expert_ff",  "swa",      "rot"};
+        static const char *const keys[] = {"layers",
+                                           "embd",
+                                           "heads",
+                                           "kv_heads",
+                                           "ff",
+                                           "vocab",
+                                           "head_dim",
+                                           "ctx",
+                                           "tied",
+                                           "rope_theta",
+                                           "eps",
+                                           "experts",
+                                           "experts_used",
+                                           "expert_ff",
+                                           "swa",
+                                           "rot",
+                                           "global_kv_heads",
+                                           "global_head_dim"};
         int k = -1;
         for (int i = 0; i < (int)(sizeof(keys) / sizeof(keys[0])); i++)
             if (strlen(keys[i]) == klen && strncmp(keys[i], p, klen) == 0)
@@ -266,7 +309,8 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
             return drv_err_set(err, DRV_EINVAL,
                                "unknown key '%.*s' in SHAPE (keys: layers, embd, heads, "
                                "kv_heads, ff, vocab, head_dim, ctx, tied, rope_theta, eps, "
-                               "experts, experts_used, expert_ff, swa, rot)",
+                               "experts, experts_used, expert_ff, swa, rot, global_kv_heads, "
+                               "global_head_dim)",
                                (int)klen, p);
         if (seen & (1u << k))
             return drv_err_set(err, DRV_EINVAL, "'%s' given twice in SHAPE", keys[k]);
@@ -322,8 +366,14 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
         case 14:
             rc = parse_u32(keys[k], v, vlen, &out->n_swa, err);
             break;
-        default:
+        case 15:
             rc = parse_u32(keys[k], v, vlen, &out->n_rot, err);
+            break;
+        case 16:
+            rc = parse_u32(keys[k], v, vlen, &out->n_head_kv_global, err);
+            break;
+        default:
+            rc = parse_u32(keys[k], v, vlen, &out->head_dim_global, err);
             break;
         }
         if (rc)
@@ -343,7 +393,14 @@ int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_er
                                out->n_embd, out->n_head);
         out->head_dim = out->n_embd / out->n_head;
     }
-    out->tied = tied < 0 ? false : tied == 1;
+    if (strcmp(out->arch, "gemma4") == 0) {
+        /* unless given, the global layers are shaped like the sliding ones */
+        if (out->n_head_kv_global == 0)
+            out->n_head_kv_global = out->n_head_kv;
+        if (out->head_dim_global == 0)
+            out->head_dim_global = out->head_dim;
+    }
+    out->tied = tied < 0 ? strcmp(out->arch, "gemma4") == 0 : tied == 1;
     return drv_shape_check(out, err);
 }
 
@@ -351,9 +408,7 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err)
 {
     if (!arch_supported(s->arch))
         return drv_err_set(err, DRV_EINVAL,
-                           "architecture '%s' is not supported (llama, qwen2, "
-                           "qwen3)",
-                           s->arch);
+                           "architecture '%s' is not supported (want " ARCH_LIST ")", s->arch);
     if (s->n_layer < 1 || s->n_layer > 512)
         return drv_err_set(err, DRV_EINVAL, "layers must be 1..512");
     if (s->n_embd < 1 || s->n_embd > 65536)
@@ -377,22 +432,40 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err)
         return drv_err_set(err, DRV_EINVAL, "ctx must be at least 1");
     if (!(s->rope_theta > 0) || !(s->rms_eps > 0))
         return drv_err_set(err, DRV_EINVAL, "rope_theta and eps must be positive");
-    bool moe = strcmp(s->arch, "qwen3moe") == 0;
+    bool moe = arch_moe(s->arch);
     if (moe && (s->n_expert < 1 || s->n_expert > 1024 || s->n_expert_used < 1 ||
                 s->n_expert_used > s->n_expert || s->n_ff_exp < 1 || s->n_ff_exp > 262144))
         return drv_err_set(err, DRV_EINVAL,
-                           "qwen3moe needs experts=1..1024, experts_used=1..experts and "
-                           "expert_ff=1..262144");
+                           "%s needs experts=1..1024, experts_used=1..experts and "
+                           "expert_ff=1..262144",
+                           s->arch);
     if (!moe && (s->n_expert || s->n_expert_used || s->n_ff_exp))
-        return drv_err_set(err, DRV_EINVAL, "experts are for the qwen3moe architecture only");
-    bool gemma3 = strcmp(s->arch, "gemma3") == 0;
-    if (gemma3 && (s->n_swa < 1 || s->n_swa > (1u << 24)))
-        return drv_err_set(err, DRV_EINVAL, "gemma3 needs a sliding window: swa=1..16777216");
-    if (!gemma3 && s->n_swa)
-        return drv_err_set(err, DRV_EINVAL, "swa is for the gemma3 architecture only");
+        return drv_err_set(err, DRV_EINVAL,
+                           "experts are for the qwen3moe and gemma4 architectures only");
+    bool swa = arch_swa(s->arch);
+    if (swa && (s->n_swa < 1 || s->n_swa > (1u << 24)))
+        return drv_err_set(err, DRV_EINVAL, "%s needs a sliding window: swa=1..16777216", s->arch);
+    if (!swa && s->n_swa)
+        return drv_err_set(err, DRV_EINVAL, "swa is for the gemma3 and gemma4 architectures only");
     if (s->n_rot % 2 != 0 || s->n_rot > s->head_dim)
         return drv_err_set(err, DRV_EINVAL, "rot must be even and at most head_dim (%u)",
                            s->head_dim);
+    bool gemma4 = strcmp(s->arch, "gemma4") == 0;
+    if (!gemma4 && (s->n_head_kv_global || s->head_dim_global))
+        return drv_err_set(err, DRV_EINVAL,
+                           "global_kv_heads and global_head_dim are for the gemma4 architecture "
+                           "only");
+    if (gemma4) {
+        /* llama.cpp's gemma4 KV cache asserts at least 2 layers with a cache */
+        if (s->n_layer < 2)
+            return drv_err_set(err, DRV_EINVAL, "gemma4 needs at least 2 layers");
+        if (s->n_head_kv_global < 1 || s->n_head % s->n_head_kv_global != 0)
+            return drv_err_set(err, DRV_EINVAL, "global_kv_heads must divide heads (%u)",
+                               s->n_head);
+        if (s->head_dim_global < 2 || s->head_dim_global % 2 != 0 || s->head_dim_global > 1024)
+            return drv_err_set(err, DRV_EINVAL, "global_head_dim must be even and 2..1024 (got %u)",
+                               s->head_dim_global);
+    }
     return 0;
 }
 
@@ -418,9 +491,32 @@ int drv_shape_resolve(const char *name_or_spec, struct drv_model_shape *out, str
                        name_or_spec);
 }
 
+/* gemma4's block il: attention shaped by the layer's kind (a global layer has
+ * no attn_v), 8 norms and scales of n_embd, the dense FFN, the router and the
+ * experts with their output scales, and the layer's output scale */
+static uint64_t gemma4_layer_params(const struct drv_model_shape *s, uint32_t il)
+{
+    bool swa = drv_shape_layer_is_swa(s, il);
+    uint64_t e = s->n_embd, hd = swa ? s->head_dim : s->head_dim_global;
+    uint64_t q = hd * s->n_head, kv = hd * (swa ? s->n_head_kv : s->n_head_kv_global);
+    uint64_t nx = s->n_expert;
+    uint64_t attn = e * q + e * kv * (swa ? 2 : 1) + q * e + 2 * hd;
+    uint64_t ffn = 3 * e * s->n_ff + e * nx + nx * 3 * e * s->n_ff_exp + nx;
+    return attn + 8 * e + ffn + 1;
+}
+
 uint64_t drv_shape_params(const struct drv_model_shape *s)
 {
     uint64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
+    if (strcmp(s->arch, "gemma4") == 0) {
+        uint64_t sum = voc * e * (s->tied ? 1 : 2) + e;
+        bool global = false;
+        for (uint32_t il = 0; il < s->n_layer; il++) {
+            sum += gemma4_layer_params(s, il);
+            global = global || !drv_shape_layer_is_swa(s, il);
+        }
+        return sum + (global ? s->head_dim_global / 2 : 0); /* rope_freqs */
+    }
     uint64_t q = (uint64_t)s->head_dim * s->n_head, kv = (uint64_t)s->head_dim * s->n_head_kv;
     uint64_t ffn = s->n_expert ? (uint64_t)s->n_expert * (3 * e * s->n_ff_exp + e) /* + router */
                                : 3 * e * ff;

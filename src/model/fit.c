@@ -113,6 +113,34 @@ static bool looks_like_path(const char *s)
            (stat(s, &st) == 0 && S_ISREG(st.st_mode));
 }
 
+/* m's name and hyperparameters from an inspected file (the bytes are the
+ * tensor table's) */
+static void model_from_info(const struct drv_gguf_info *in, struct drv_fit_model *m)
+{
+    drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
+    drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
+    m->n_layer = in->n_block;
+    m->n_embd = in->n_embd;
+    m->n_head = in->n_head;
+    m->n_head_kv = in->n_head_kv;
+    m->head_dim_k = in->head_dim_k;
+    m->head_dim_v = in->head_dim_v;
+    m->n_ff = in->n_ff;
+    m->n_vocab = in->n_vocab;
+    m->n_ctx_train = in->n_ctx_train;
+    m->n_swa = in->n_swa;
+    m->n_expert = in->n_expert;
+    m->n_expert_used = in->n_expert_used;
+    m->head_dim_k_swa = in->head_dim_k_swa;
+    m->head_dim_v_swa = in->head_dim_v_swa;
+    /* inspect keeps per-layer values for up to DRV_GGUF_MAX_LAYERS blocks,
+     * which drv_fit_model_from_tensors requires anyway */
+    m->per_layer_kv = in->n_block > 0 && in->n_block <= DRV_FIT_MAX_LAYERS;
+    memcpy(m->layer_n_head_kv, in->layer_n_head_kv, sizeof(m->layer_n_head_kv));
+    m->has_swa_layers = in->has_swa_layers;
+    memcpy(m->swa_layer, in->layer_swa, sizeof(m->swa_layer));
+}
+
 static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *err)
 {
     struct drv_gguf_info *in = malloc(sizeof(*in));
@@ -121,20 +149,7 @@ static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *
     int rc = drv_gguf_inspect_file(path, in, err);
     if (rc == 0) {
         drv_strlcpy(m->name, path, sizeof(m->name));
-        drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
-        drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
-        m->n_layer = in->n_block;
-        m->n_embd = in->n_embd;
-        m->n_head = in->n_head;
-        m->n_head_kv = in->n_head_kv;
-        m->head_dim_k = in->head_dim_k;
-        m->head_dim_v = in->head_dim_v;
-        m->n_ff = in->n_ff;
-        m->n_vocab = in->n_vocab;
-        m->n_ctx_train = in->n_ctx_train;
-        m->n_swa = in->n_swa;
-        m->n_expert = in->n_expert;
-        m->n_expert_used = in->n_expert_used;
+        model_from_info(in, m);
     }
     free(in);
     if (rc)
@@ -149,25 +164,21 @@ static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *
     return rc;
 }
 
-static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_err *err)
+int drv_fit_model_from_shape(const struct drv_model_shape *s, enum drv_synth_quant q,
+                             struct drv_fit_model *m, struct drv_err *err)
 {
     struct drv_synth_params p = drv_synth_default_params();
-    char base[128];
-    drv_strlcpy(base, model, sizeof(base));
-    const struct drv_model_shape *s = drv_catalog_find(base);
-    char *dash = strrchr(base, '-');
-    if (s == NULL && dash && drv_synth_quant_parse(dash + 1, &p.quant)) {
-        *dash = '\0';
-        s = drv_catalog_find(base);
-    }
-    if (s == NULL) {
-        struct drv_model_shape tmp;
-        return drv_shape_resolve(base, &tmp, err); /* the message lists close matches */
-    }
     p.shape = *s;
-    drv_strlcpy(m->name, s->name, sizeof(m->name));
+    p.quant = q;
+    struct drv_tensor_size *t;
+    int n;
+    int rc = drv_synth_tensor_list(&p, &t, &n, err);
+    if (rc)
+        return rc;
+    memset(m, 0, sizeof(*m));
+    drv_strlcpy(m->name, s->name[0] ? s->name : s->arch, sizeof(m->name));
     drv_strlcpy(m->arch, s->arch, sizeof(m->arch));
-    drv_strlcpy(m->quant, drv_synth_quant_name(p.quant), sizeof(m->quant));
+    drv_strlcpy(m->quant, drv_synth_quant_name(q), sizeof(m->quant));
     for (char *c = m->quant; *c; c++)
         if (*c >= 'a' && *c <= 'z')
             *c = (char)(*c - 'a' + 'A');
@@ -183,14 +194,39 @@ static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_e
     m->n_expert = s->n_expert;
     m->n_expert_used = s->n_expert_used;
     m->n_swa = s->n_swa;
-    struct drv_tensor_size *t;
-    int n;
-    int rc = drv_synth_tensor_list(&p, &t, &n, err);
-    if (rc)
-        return rc;
+    if (s->head_dim_global) {
+        /* as synth writes gemma4 and llama.cpp reads it: the full-attention
+         * layers' heads are the model's, the sliding ones' are *_swa */
+        m->head_dim_k = m->head_dim_v = s->head_dim_global;
+        m->head_dim_k_swa = m->head_dim_v_swa = s->head_dim;
+        m->n_head_kv = s->n_head_kv > s->n_head_kv_global ? s->n_head_kv : s->n_head_kv_global;
+        m->per_layer_kv = m->has_swa_layers = true;
+        for (uint32_t il = 0; il < s->n_layer; il++) {
+            m->swa_layer[il] = drv_shape_layer_is_swa(s, il);
+            m->layer_n_head_kv[il] = m->swa_layer[il] ? s->n_head_kv : s->n_head_kv_global;
+        }
+    }
     rc = drv_fit_model_from_tensors(t, n, m, err);
     free(t);
     return rc;
+}
+
+static int load_catalog(const char *model, struct drv_fit_model *m, struct drv_err *err)
+{
+    enum drv_synth_quant q = DRV_SYNTH_Q4_K_M;
+    char base[128];
+    drv_strlcpy(base, model, sizeof(base));
+    const struct drv_model_shape *s = drv_catalog_find(base);
+    char *dash = strrchr(base, '-');
+    if (s == NULL && dash && drv_synth_quant_parse(dash + 1, &q)) {
+        *dash = '\0';
+        s = drv_catalog_find(base);
+    }
+    if (s == NULL) {
+        struct drv_model_shape tmp;
+        return drv_shape_resolve(base, &tmp, err); /* the message lists close matches */
+    }
+    return drv_fit_model_from_shape(s, q, m, err);
 }
 
 int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_err *err)
@@ -201,20 +237,31 @@ int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_
 
 /* ---- KV ---- */
 
-static uint64_t kv_per_layer_cell(const struct drv_fit_model *m, enum drv_fit_kv kv)
+/* bytes of one cache row of n elements; a row that is not whole blocks cannot
+ * be quantized: llama.cpp refuses, count f16 */
+static uint64_t kv_row(enum ggml_type t, int64_t n)
+{
+    return n % ggml_blck_size(t) ? ggml_row_size(GGML_TYPE_F16, n) : ggml_row_size(t, n);
+}
+
+/* K and V bytes of layer il for one cell: llama.cpp's n_embd_k_gqa(il) and
+ * n_embd_v_gqa(il), the layer's kv heads times its (sliding or full) head
+ * size. A layer that uses K as V (gemma4's global ones) still gets a V cache. */
+static uint64_t kv_layer_cell(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t il)
 {
     enum ggml_type t = kv_types[kv].type;
-    int64_t k = (int64_t)m->head_dim_k * m->n_head_kv, v = (int64_t)m->head_dim_v * m->n_head_kv;
-    /* a row that is not whole blocks cannot be quantized: llama.cpp refuses; count f16 */
-    uint64_t kb = k % ggml_blck_size(t) ? ggml_row_size(GGML_TYPE_F16, k) : ggml_row_size(t, k);
-    uint64_t vb = v % ggml_blck_size(t) ? ggml_row_size(GGML_TYPE_F16, v) : ggml_row_size(t, v);
-    return kb + vb;
+    bool swa = drv_fit_layer_is_swa(m, il);
+    int64_t heads = m->per_layer_kv ? m->layer_n_head_kv[il] : m->n_head_kv;
+    int64_t dk = swa && m->head_dim_k_swa ? m->head_dim_k_swa : m->head_dim_k;
+    int64_t dv = swa && m->head_dim_v_swa ? m->head_dim_v_swa : m->head_dim_v;
+    return kv_row(t, heads * dk) + kv_row(t, heads * dv);
 }
 
 /* Sliding-window attention: which layers only attend to the last n_swa tokens.
+ * A file may list them (sliding_window_pattern as an array, gemma4); otherwise
  * llama.cpp sets the pattern per architecture (set_swa_pattern(n): layer il is
- * local when il % n < n - 1); an architecture it does not name has every layer
- * local when the GGUF gives a window (Mistral v0.1 style). */
+ * local when il % n < n - 1), and an architecture it does not name has every
+ * layer local when the GGUF gives a window (Mistral v0.1 style). */
 static uint32_t swa_pattern(const struct drv_fit_model *m)
 {
     static const struct {
@@ -230,19 +277,64 @@ static uint32_t swa_pattern(const struct drv_fit_model *m)
 
 bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il)
 {
-    if (m->n_swa == 0)
+    if (m->n_swa == 0 || il >= DRV_FIT_MAX_LAYERS)
         return false;
+    if (m->has_swa_layers)
+        return m->swa_layer[il];
     uint32_t n = swa_pattern(m);
     return n == 0 || il % n < n - 1;
+}
+
+/* llama.cpp pads each sequence's context to a multiple of 256 cells */
+static uint64_t pad_cells(uint32_t n_ctx)
+{
+    return ((uint64_t)n_ctx + 255) / 256 * 256;
+}
+
+/* Layer il's cache for n_seq sequences of n_ctx tokens. A sliding-window
+ * layer keeps, per sequence, the window plus one ubatch, padded like the rest
+ * (llama.cpp's iSWA cache, one stream per sequence as drover runs it), never
+ * more than the sequence's full cache. */
+static uint64_t kv_layer_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t il,
+                               uint32_t n_ctx, uint64_t n_seq)
+{
+    uint64_t cells = pad_cells(n_ctx);
+    if (drv_fit_layer_is_swa(m, il)) {
+        uint64_t win = pad_cells((uint32_t)(m->n_swa + 512));
+        cells = win < cells ? win : cells;
+    }
+    return kv_layer_cell(m, kv, il) * cells * (n_seq ? n_seq : 1);
+}
+
+uint64_t drv_fit_kv_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t n_ctx,
+                          uint32_t n_seq)
+{
+    uint64_t sum = 0;
+    for (uint32_t il = 0; il < m->n_layer && il < DRV_FIT_MAX_LAYERS; il++)
+        sum += kv_layer_bytes(m, kv, il, n_ctx, n_seq);
+    return sum;
+}
+
+uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv, uint32_t n_ctx,
+                               uint32_t n_seq)
+{
+    struct drv_fit_model *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        abort(); /* a fixed ~14 KiB */
+    model_from_info(in, m);
+    uint64_t sum = drv_fit_kv_bytes(m, kv, n_ctx, n_seq);
+    free(m);
+    return sum;
 }
 
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv)
 {
     /* past the window only the global layers grow with the context */
-    uint32_t global = 0;
+    uint64_t sum = 0;
     for (uint32_t il = 0; il < m->n_layer; il++)
-        global += !drv_fit_layer_is_swa(m, il);
-    return (uint64_t)global * kv_per_layer_cell(m, kv);
+        if (!drv_fit_layer_is_swa(m, il))
+            sum += kv_layer_cell(m, kv, il);
+    return sum;
 }
 
 /* ---- compute buffers ----
@@ -260,12 +352,6 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
-/* llama.cpp pads each sequence's context to a multiple of 256 cells */
-static uint64_t pad_cells(uint32_t n_ctx)
-{
-    return ((uint64_t)n_ctx + 255) / 256 * 256;
-}
-
 /* tokens in the worst-case graph: n_ubatch, but never more than the context */
 static uint64_t ubatch_tokens(const struct drv_fit_params *p)
 {
@@ -277,7 +363,8 @@ static uint64_t compute_layers(const struct drv_fit_model *m, const struct drv_f
                                uint64_t cells_seq)
 {
     uint64_t n_ub = ubatch_tokens(p);
-    uint64_t q_dim = (uint64_t)m->head_dim_k * m->n_head;
+    uint32_t hd = m->head_dim_k > m->head_dim_k_swa ? m->head_dim_k : m->head_dim_k_swa;
+    uint64_t q_dim = (uint64_t)hd * m->n_head;
     uint64_t ffn = 3ull * m->n_ff + 4ull * m->n_embd, attn = 2ull * m->n_embd + 3 * q_dim;
     return n_ub * 4 * max_u64(ffn, attn) + cells_seq * n_ub * 2;
 }
@@ -346,21 +433,18 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     uint32_t nl = m->n_layer;
     uint64_t n_seq = p->n_parallel ? p->n_parallel : 1;
     uint64_t cells_seq = pad_cells(p->n_ctx);
-    uint64_t cells = cells_seq * n_seq;
-    uint64_t kvl = kv_per_layer_cell(m, p->kv);
     uint64_t c_layers = compute_layers(m, p, cells_seq);
     uint64_t c_logits = compute_output(m, p);
-    /* a sliding-window layer keeps, per sequence, the window plus one ubatch,
-     * padded like the rest (llama.cpp's iSWA cache, one stream per sequence as
-     * drover runs it), never more than the sequence's full cache */
-    uint64_t cells_swa = pad_cells((uint32_t)(m->n_swa + 512)); /* per sequence */
-    if (cells_swa > cells_seq)
-        cells_swa = cells_seq;
-    cells_swa *= n_seq;
     r->kv_per_token = drv_fit_kv_bytes_per_token(m, p->kv);
+    /* each layer's cache: its own row size, its window or the whole context */
+    uint64_t *kv_l = calloc(nl + 1, sizeof(*kv_l));
+    if (kv_l == NULL)
+        abort(); /* at most DRV_FIT_MAX_LAYERS values */
     r->kv_bytes = 0;
-    for (uint32_t il = 0; il < nl; il++)
-        r->kv_bytes += kvl * (drv_fit_layer_is_swa(m, il) ? cells_swa : cells);
+    for (uint32_t il = 0; il < nl; il++) {
+        kv_l[il] = kv_layer_bytes(m, p->kv, il, p->n_ctx, n_seq);
+        r->kv_bytes += kv_l[il];
+    }
 
     int want = p->n_gpu_layers < 0 || p->n_gpu_layers > (int)nl + 1 ? (int)nl + 1 : p->n_gpu_layers;
     bool forced = p->n_gpu_layers >= 0;
@@ -371,10 +455,8 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
     int g = r->n_dev > 1 ? 1 : 0, placed = 0;
     uint64_t used = 0; /* on dev[g], before its overhead and compute */
     for (int u = (int)nl; u >= 0 && placed < want && g > 0; u--) {
-        uint64_t bytes = (uint32_t)u == nl
-                             ? m->output_bytes + m->tied_bytes
-                             : m->layer_bytes[u] +
-                                   kvl * (drv_fit_layer_is_swa(m, (uint32_t)u) ? cells_swa : cells);
+        uint64_t bytes =
+            (uint32_t)u == nl ? m->output_bytes + m->tied_bytes : m->layer_bytes[u] + kv_l[u];
         for (;;) {
             struct drv_fit_device *d = &r->dev[g];
             uint64_t fixed =
@@ -407,10 +489,11 @@ static void place(const struct drv_fit_model *m, const struct drv_hw *hw,
         } else {
             d->n_layers++;
             d->weights += m->layer_bytes[u];
-            d->kv += kvl * (drv_fit_layer_is_swa(m, u) ? cells_swa : cells);
+            d->kv += kv_l[u];
         }
     }
     free(holder);
+    free(kv_l);
     r->dev[0].weights += m->embd_bytes;
     r->dev[0].overhead = DRV_FIT_RAM_OVERHEAD;
     /* llama.cpp's output buffer (the logits of one token per sequence) is host memory */

@@ -37,62 +37,108 @@ void drv_model_route_ggml_log(void)
 
 /* ---- type-checked readers: gguf's getters assert on a type mismatch ---- */
 
-static bool kv_uint(const struct gguf_context *g, const char *key, uint64_t *out)
+static bool is_int_type(enum gguf_type t)
+{
+    switch (t) {
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_UINT64:
+    case GGUF_TYPE_INT64:
+    case GGUF_TYPE_BOOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Element i of the values at p, of integer (or bool) type t; negatives are 0. */
+static uint64_t int_at(enum gguf_type t, const void *p, size_t i)
+{
+    switch (t) {
+    case GGUF_TYPE_UINT8:
+        return ((const uint8_t *)p)[i];
+    case GGUF_TYPE_INT8:
+        return ((const int8_t *)p)[i] < 0 ? 0 : (uint64_t)((const int8_t *)p)[i];
+    case GGUF_TYPE_UINT16:
+        return ((const uint16_t *)p)[i];
+    case GGUF_TYPE_INT16:
+        return ((const int16_t *)p)[i] < 0 ? 0 : (uint64_t)((const int16_t *)p)[i];
+    case GGUF_TYPE_UINT32:
+        return ((const uint32_t *)p)[i];
+    case GGUF_TYPE_INT32:
+        return ((const int32_t *)p)[i] < 0 ? 0 : (uint64_t)((const int32_t *)p)[i];
+    case GGUF_TYPE_UINT64:
+        return ((const uint64_t *)p)[i];
+    case GGUF_TYPE_INT64:
+        return ((const int64_t *)p)[i] < 0 ? 0 : (uint64_t)((const int64_t *)p)[i];
+    case GGUF_TYPE_BOOL:
+        return ((const int8_t *)p)[i] != 0;
+    default:
+        return 0;
+    }
+}
+
+/* The integer values of key: *n of them at *data, of type *t (a scalar is one).
+ * False when absent, empty or not integers, before gguf is asked for the data
+ * (its getters assert on strings). */
+static bool kv_ints(const struct gguf_context *g, const char *key, enum gguf_type *t,
+                    const void **data, size_t *n, bool *is_arr)
 {
     int64_t id = gguf_find_key(g, key);
     if (id < 0)
         return false;
-    enum gguf_type t = gguf_get_kv_type(g, id);
-    bool is_arr = t == GGUF_TYPE_ARRAY;
-    if (is_arr)
-        t = gguf_get_arr_type(g, id);
-    size_t n = is_arr ? gguf_get_arr_n(g, id) : 1;
-    if (n == 0)
+    *t = gguf_get_kv_type(g, id);
+    *is_arr = *t == GGUF_TYPE_ARRAY;
+    if (*is_arr)
+        *t = gguf_get_arr_type(g, id);
+    if (!is_int_type(*t))
         return false;
-    const void *p = is_arr ? gguf_get_arr_data(g, id) : NULL;
+    *n = *is_arr ? gguf_get_arr_n(g, id) : 1;
+    if (*n == 0)
+        return false;
+    *data = *is_arr ? gguf_get_arr_data(g, id) : gguf_get_val_data(g, id);
+    return true;
+}
+
+/* key as one number: a scalar, or an array's largest element */
+static bool kv_uint(const struct gguf_context *g, const char *key, uint64_t *out)
+{
+    enum gguf_type t;
+    const void *p;
+    size_t n;
+    bool is_arr;
+    if (!kv_ints(g, key, &t, &p, &n, &is_arr))
+        return false;
     uint64_t best = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t v;
-        switch (t) {
-        case GGUF_TYPE_UINT8:
-            v = is_arr ? ((const uint8_t *)p)[i] : gguf_get_val_u8(g, id);
-            break;
-        case GGUF_TYPE_INT8: {
-            int8_t s = is_arr ? ((const int8_t *)p)[i] : gguf_get_val_i8(g, id);
-            v = s < 0 ? 0 : (uint64_t)s;
-            break;
-        }
-        case GGUF_TYPE_UINT16:
-            v = is_arr ? ((const uint16_t *)p)[i] : gguf_get_val_u16(g, id);
-            break;
-        case GGUF_TYPE_INT16: {
-            int16_t s = is_arr ? ((const int16_t *)p)[i] : gguf_get_val_i16(g, id);
-            v = s < 0 ? 0 : (uint64_t)s;
-            break;
-        }
-        case GGUF_TYPE_UINT32:
-            v = is_arr ? ((const uint32_t *)p)[i] : gguf_get_val_u32(g, id);
-            break;
-        case GGUF_TYPE_INT32: {
-            int32_t s = is_arr ? ((const int32_t *)p)[i] : gguf_get_val_i32(g, id);
-            v = s < 0 ? 0 : (uint64_t)s;
-            break;
-        }
-        case GGUF_TYPE_UINT64:
-            v = is_arr ? ((const uint64_t *)p)[i] : gguf_get_val_u64(g, id);
-            break;
-        case GGUF_TYPE_INT64: {
-            int64_t s = is_arr ? ((const int64_t *)p)[i] : gguf_get_val_i64(g, id);
-            v = s < 0 ? 0 : (uint64_t)s;
-            break;
-        }
-        default:
-            return false;
-        }
+        uint64_t v = int_at(t, p, i);
         if (v > best)
             best = v;
     }
     *out = best;
+    return true;
+}
+
+/* key per block: an array of exactly n_block values, or (unless arrays_only) a
+ * scalar for every block; values past UINT32_MAX are cut to it */
+static bool kv_per_block(const struct gguf_context *g, const char *key, uint32_t n_block,
+                         bool arrays_only, uint32_t *out)
+{
+    enum gguf_type t;
+    const void *p;
+    size_t n;
+    bool is_arr;
+    if (!kv_ints(g, key, &t, &p, &n, &is_arr) || (is_arr && n != n_block) ||
+        (!is_arr && arrays_only))
+        return false;
+    for (uint32_t i = 0; i < n_block; i++) {
+        uint64_t v = int_at(t, p, is_arr ? i : 0);
+        out[i] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
     return true;
 }
 
@@ -215,6 +261,26 @@ static int read_tensors(const struct gguf_context *g, struct drv_gguf_info *info
     return 0;
 }
 
+/* What differs by block: kv heads (gemma4 gives them per layer, as llama.cpp's
+ * head_count_kv array) and which blocks slide (a sliding_window_pattern array;
+ * a scalar there is a period the architecture interprets, left to fit). */
+static void read_layers(const struct gguf_context *g, struct drv_gguf_info *info)
+{
+    uint32_t n = info->n_block;
+    if (n == 0 || n > DRV_GGUF_MAX_LAYERS)
+        return;
+    char key[160];
+    snprintf(key, sizeof(key), "%s.attention.head_count_kv", info->arch);
+    if (!kv_per_block(g, key, n, false, info->layer_n_head_kv))
+        for (uint32_t i = 0; i < n; i++)
+            info->layer_n_head_kv[i] = info->n_head_kv;
+    uint32_t swa[DRV_GGUF_MAX_LAYERS];
+    snprintf(key, sizeof(key), "%s.attention.sliding_window_pattern", info->arch);
+    info->has_swa_layers = kv_per_block(g, key, n, true, swa);
+    for (uint32_t i = 0; info->has_swa_layers && i < n; i++)
+        info->layer_swa[i] = swa[i] != 0;
+}
+
 static void read_hparams(const struct gguf_context *g, struct drv_gguf_info *info)
 {
     const char *a = info->arch;
@@ -230,6 +296,8 @@ static void read_hparams(const struct gguf_context *g, struct drv_gguf_info *inf
     info->head_dim_v = arch_u32(g, a, "attention.value_length");
     if (info->head_dim_v == 0)
         info->head_dim_v = info->head_dim_k;
+    info->head_dim_k_swa = arch_u32(g, a, "attention.key_length_swa");
+    info->head_dim_v_swa = arch_u32(g, a, "attention.value_length_swa");
     info->n_ff = arch_u32(g, a, "feed_forward_length");
     info->n_ctx_train = arch_u32(g, a, "context_length");
     info->n_swa = arch_u32(g, a, "attention.sliding_window");
@@ -246,6 +314,7 @@ static void read_hparams(const struct gguf_context *g, struct drv_gguf_info *inf
     if (!kv_float(g, key, &info->rope_scaling_factor))
         info->rope_scaling_factor = 0;
     info->rope_orig_ctx = arch_u32(g, a, "rope.scaling.original_context_length");
+    read_layers(g, info);
 
     kv_str(g, "tokenizer.ggml.model", info->tokenizer, sizeof(info->tokenizer));
     int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");

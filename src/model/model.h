@@ -17,7 +17,8 @@ struct drv_gguf_type_stat {
     uint64_t n_bytes;
 };
 
-#define DRV_GGUF_MAX_TYPES 48
+#define DRV_GGUF_MAX_TYPES  48
+#define DRV_GGUF_MAX_LAYERS 1024 /* blocks whose per-layer values are kept */
 
 struct drv_gguf_info {
     uint64_t file_size; /* bytes */
@@ -39,9 +40,20 @@ struct drv_gguf_info {
     uint32_t n_head_kv;
     uint32_t head_dim_k; /* attention.key_length, else n_embd / n_head */
     uint32_t head_dim_v; /* attention.value_length, else head_dim_k */
+    /* sliding-window layers' head sizes (attention.key_length_swa and
+     * value_length_swa, gemma4); 0 when absent: head_dim_k and head_dim_v */
+    uint32_t head_dim_k_swa, head_dim_v_swa;
     uint32_t n_ff;
     uint32_t n_ctx_train;
     uint32_t n_swa; /* attention.sliding_window */
+    /* Per block, when n_block <= DRV_GGUF_MAX_LAYERS (else all 0 and false):
+     * kv heads (attention.head_count_kv, an array in gemma4, else the scalar for
+     * every block), and which blocks attend through the sliding window
+     * (attention.sliding_window_pattern as an array; has_swa_layers is false
+     * when the file gives none, and the architecture decides). */
+    uint32_t layer_n_head_kv[DRV_GGUF_MAX_LAYERS];
+    bool has_swa_layers;
+    bool layer_swa[DRV_GGUF_MAX_LAYERS];
     uint32_t n_expert;
     uint32_t n_expert_used;
     uint32_t rope_dim; /* rope.dimension_count */
@@ -82,13 +94,14 @@ const char *drv_ftype_name(int file_type);
 /* The ggml library drover runs on, e.g. "0.9.4 (commit 80fb11a)"; static storage. */
 const char *drv_ggml_version(void);
 
-/* ---- catalog: shapes of known dense models (catalog.c) ----------------------
+/* ---- catalog: shapes of known models (catalog.c) ----------------------------
  * Facts from /work/shared/MODELS.md (the models' config.json files). Only the
- * architectures synth can write are listed: llama, qwen2, qwen3. */
+ * architectures synth can write are listed: llama, qwen2, qwen3, qwen3moe,
+ * gemma3, gemma4 and phi3. */
 
 struct drv_model_shape {
     char name[64];        /* Ollama-style name ("qwen2.5:3b"); "" for explicit dims */
-    char arch[16];        /* GGUF general.architecture: "llama", "qwen2", "qwen3" */
+    char arch[16];        /* GGUF general.architecture: "llama", "qwen2", "qwen3", ... */
     uint32_t n_layer;     /* blocks */
     uint32_t n_embd;      /* hidden size */
     uint32_t n_head;      /* attention heads */
@@ -100,13 +113,19 @@ struct drv_model_shape {
     float rope_theta;     /* rope.freq_base */
     float rms_eps;        /* attention.layer_norm_rms_epsilon */
     bool tied;            /* output projection shares token_embd */
-    /* mixture of experts (arch qwen3moe): every block's FFN is n_expert experts
-     * of n_ff_exp, n_expert_used of them per token, picked by a router; n_ff is
-     * then only written to the file (llama.cpp requires the key) */
+    /* mixture of experts (archs qwen3moe, gemma4): every block's FFN is n_expert
+     * experts of n_ff_exp, n_expert_used of them per token, picked by a router.
+     * qwen3moe has no dense FFN (n_ff is only written to the file, llama.cpp
+     * requires the key); gemma4 runs a dense FFN of n_ff beside the experts */
     uint32_t n_expert, n_expert_used, n_ff_exp;
-    /* sliding-window attention (arch gemma3: 5 local layers to 1 global): the
-     * window in tokens; 0 = none */
+    /* sliding-window attention (archs gemma3 and gemma4: 5 local layers to 1
+     * global, drv_shape_layer_is_swa): the window in tokens; 0 = none */
     uint32_t n_swa;
+    /* gemma4's global (full-attention) layers have their own kv heads and head
+     * size (config.json's num_global_key_value_heads and global_head_dim) and
+     * use K as V (no attn_v); n_head_kv and head_dim are the sliding layers'.
+     * 0 for every other architecture. */
+    uint32_t n_head_kv_global, head_dim_global;
     /* rotary dimensions per head (phi3's partial rotary); 0 = head_dim */
     uint32_t n_rot;
 };
@@ -123,8 +142,10 @@ int drv_catalog_suggest(const char *name, const char **out, int max);
 
 /* Parses explicit dims: ARCH:key=value[,key=value]... with keys layers, embd,
  * heads, kv_heads, ff, vocab (required) and head_dim, ctx, rope_theta, eps, tied
- * (0|1) (optional). Missing optional keys take the arch's usual values. Fails
- * with DRV_EINVAL and a one-line message naming the bad part. */
+ * (0|1), experts, experts_used, expert_ff, swa, rot, global_kv_heads,
+ * global_head_dim (optional). Missing optional keys take the arch's usual values
+ * (gemma4's global_* those of the sliding layers). Fails with DRV_EINVAL and a
+ * one-line message naming the bad part. */
 int drv_shape_parse(const char *spec, struct drv_model_shape *out, struct drv_err *err);
 /* A catalog name or a SHAPE spec (it has a '='). An unknown name fails with
  * DRV_ENOENT and a message that lists close matches. */
@@ -135,6 +156,10 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err);
 
 /* Parameters (weight elements) of a model of shape s, norms and biases included. */
 uint64_t drv_shape_params(const struct drv_model_shape *s);
+/* Whether block il of shape s attends through the sliding window only: for
+ * gemma3 and gemma4, 5 of every 6 (il % 6 < 5), as llama.cpp sets gemma3's
+ * pattern and Gemma 3 and 4's config.json layer_types list them. */
+bool drv_shape_layer_is_swa(const struct drv_model_shape *s, uint32_t il);
 
 /* ---- synth: a random-weight GGUF with a model's exact shapes (synth.c) ------- */
 
@@ -188,7 +213,7 @@ int drv_synth_tensor_list(const struct drv_synth_params *p, struct drv_tensor_si
 
 struct drv_hw; /* probe/probe.h */
 
-#define DRV_FIT_MAX_LAYERS    1024
+#define DRV_FIT_MAX_LAYERS    DRV_GGUF_MAX_LAYERS
 #define DRV_FIT_MAX_DEVICES   17 /* the host plus DRV_HW_MAX_DEVICES */
 #define DRV_FIT_MIB           (1024ull * 1024ull)
 #define DRV_FIT_RAM_OVERHEAD  (150 * DRV_FIT_MIB) /* fixed host overhead (gguf-parser's) */
@@ -234,6 +259,17 @@ struct drv_fit_model {
     uint64_t tied_bytes;   /* bytes of that copy (token_embd) when tied */
     uint64_t expert_bytes; /* *_exps tensors (MoE); a token reads n_expert_used of them */
     uint64_t layer_bytes[DRV_FIT_MAX_LAYERS];
+    /* Attention that differs between layers, as llama.cpp's hparams hold it
+     * (gemma4: sliding layers 8 kv heads of 256, global layers 2 of 512). A
+     * sliding layer's head sizes are head_dim_k_swa / _v_swa (0: head_dim_k /
+     * _v). With per_layer_kv, layer_n_head_kv[il] is layer il's kv heads (0: it
+     * has no KV cache), else every layer has n_head_kv. With has_swa_layers,
+     * swa_layer[il] says which layers slide, else the architecture's pattern. */
+    uint32_t head_dim_k_swa, head_dim_v_swa;
+    bool per_layer_kv;
+    uint32_t layer_n_head_kv[DRV_FIT_MAX_LAYERS];
+    bool has_swa_layers;
+    bool swa_layer[DRV_FIT_MAX_LAYERS];
 };
 
 /* Sums tensors into m's byte fields (hyperparameters are the caller's). DRV_EINVAL
@@ -244,12 +280,27 @@ int drv_fit_model_from_tensors(const struct drv_tensor_size *t, int n, struct dr
  * optional "-QUANT" suffix (qwen3:8b = q4_k_m, qwen3:8b-q8_0). An unknown name
  * fails with DRV_ENOENT and close matches in the message. */
 int drv_fit_model_load(const char *model, struct drv_fit_model *out, struct drv_err *err);
+/* The model synth would write for shape s at quantization q (the catalog's
+ * path of drv_fit_model_load; name, arch and quant from s and q). DRV_EINVAL for
+ * a shape synth cannot write. */
+int drv_fit_model_from_shape(const struct drv_model_shape *s, enum drv_synth_quant q,
+                             struct drv_fit_model *out, struct drv_err *err);
 
+/* KV cache bytes llama.cpp allocates for n_seq sequences of n_ctx tokens
+ * (drv_fit_plan's KV formula: each layer its own rows, sliding-window layers
+ * their window). */
+uint64_t drv_fit_kv_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uint32_t n_ctx,
+                          uint32_t n_seq);
+/* The same for the model inspected as in: what the engine reserves before it
+ * loads a file. */
+uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv,
+                               uint32_t n_ctx, uint32_t n_seq);
 /* KV cache bytes for one cell (token of one sequence) over all layers that grow
  * with the context (sliding-window layers hold a fixed window: not counted). */
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv);
-/* Whether layer il attends through a sliding window only (n_swa > 0 and the
- * architecture's pattern); such a layer's KV holds the window, not the context. */
+/* Whether layer il attends through a sliding window only (n_swa > 0, and
+ * swa_layer[il] where the model lists its layers, else the architecture's
+ * pattern); such a layer's KV holds the window, not the context. */
 bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il);
 
 struct drv_fit_params {
@@ -305,14 +356,17 @@ struct drv_fit_result {
 };
 
 /* Places the model on hw's devices and predicts speed. Formulas:
- *   KV      = n_layer x cells x (row(type_k, head_dim_k x n_head_kv)
- *             + row(type_v, head_dim_v x n_head_kv)), cells = n_ctx padded to a
- *             multiple of 256 (as llama.cpp does) x n_parallel, each layer's cache
- *             on the device that holds the layer;
+ *   KV      = sum over layers of cells x (row(type_k, head_dim_k x n_head_kv)
+ *             + row(type_v, head_dim_v x n_head_kv)) with the layer's own kv
+ *             heads and head sizes (a K=V layer still has a V cache in llama.cpp),
+ *             cells = n_ctx padded to a multiple of 256 (as llama.cpp does) x
+ *             n_parallel, or for a sliding-window layer the window plus one
+ *             ubatch, padded, per sequence; each layer's cache on the device
+ *             that holds the layer;
  *   compute = the peak of llama.cpp's worst-case graph of n_ub = min(n_ubatch,
  *             n_ctx x n_parallel) tokens (flash attention: no n_ctx x n_ub scores):
  *             block  = n_ub x 4 x max(3 n_ff + 4 n_embd, 2 n_embd + 3 n_head x
- *                      head_dim) + KQ mask (padded n_ctx x n_ub x 2),
+ *                      the widest head_dim) + KQ mask (padded n_ctx x n_ub x 2),
  *             output = n_ub x 4 x (n_vocab + 2 n_embd);
  *             a device with blocks reserves `block`, the one with the output
  *             max(block, output); the host adds n_parallel x 4 x n_vocab (logits);

@@ -4,8 +4,9 @@
  * so this file runs as fast as the real model would.
  *
  * Tensor names and shapes follow llama.cpp's loaders (src/models/llama.cpp,
- * qwen2.cpp, qwen3.cpp); the per-tensor type mix follows llama-quant.cpp's
- * choices for the file type, without an importance matrix.
+ * qwen2.cpp, qwen3.cpp, qwen3moe.cpp, gemma3.cpp, gemma4.cpp, phi3.cpp); the
+ * per-tensor type mix follows llama-quant.cpp's choices for the file type,
+ * without an importance matrix.
  *
  * Every row of every tensor is drawn from its own PRNG stream seeded by (seed,
  * tensor, row), so the bytes do not depend on how many threads quantize. */
@@ -137,8 +138,11 @@ static enum ggml_type fit_row(enum ggml_type t, int64_t ne0)
     return ne0 % ggml_blck_size(t) == 0 ? t : GGML_TYPE_F16;
 }
 
-static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan *t, int n_layer,
-                                bool tied)
+/* i_layer of n_layer: the position use_more_bits judges (the block, or for
+ * attn_v the tensor's rank among the attn_v tensors: llama-quant.cpp counts
+ * those, and gemma4's global blocks have none) */
+static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan *t, int i_layer,
+                                int n_layer, bool tied)
 {
     if (t->ne1 == 1 || t->role == R_ROUTER) /* norms, biases and the router stay f32 */
         return GGML_TYPE_F32;
@@ -153,7 +157,7 @@ static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan
         else
             type = GGML_TYPE_Q6_K;
     } else if (k_mix && (t->role == R_ATTN_V || t->role == R_FFN_DOWN) &&
-               use_more_bits(t->layer, n_layer)) {
+               use_more_bits(i_layer, n_layer)) {
         type = GGML_TYPE_Q6_K;
     } else if (k_mix && t->role == R_ATTN_QKV) {
         type = q == DRV_SYNTH_Q4_K_M ? GGML_TYPE_Q5_K : GGML_TYPE_Q6_K;
@@ -183,6 +187,47 @@ static int64_t n_rows(const struct tensor_plan *t)
     return t->ne1 * t->ne2;
 }
 
+/* Gemma 4's block i (llama.cpp's src/models/gemma4.cpp): q/k norms of the
+ * layer's head size; a global layer uses K as V (no attn_v); a dense FFN beside
+ * the experts, each path with its own norms; the router scales its input
+ * (ffn_gate_inp.scale), the experts' outputs are scaled per expert
+ * (ffn_down_exps.scale) and the block's output by layer_output_scale, which
+ * llama.cpp's converter writes for the 26B-A4B (all ones here). */
+static void plan_gemma4_block(struct plan *pl, const struct drv_model_shape *s, int i)
+{
+    bool swa = drv_shape_layer_is_swa(s, (uint32_t)i);
+    int64_t e = s->n_embd, ff = s->n_ff, xf = s->n_ff_exp, nx = s->n_expert;
+    int64_t hd = swa ? s->head_dim : s->head_dim_global;
+    int64_t q_out = hd * s->n_head, kv_out = hd * (swa ? s->n_head_kv : s->n_head_kv_global);
+    plan_add(pl, R_NORM, i, "attn_norm.weight", e, 1);
+    plan_add(pl, R_ATTN_Q, i, "attn_q.weight", e, q_out);
+    plan_add(pl, R_ATTN_K, i, "attn_k.weight", e, kv_out);
+    if (swa)
+        plan_add(pl, R_ATTN_V, i, "attn_v.weight", e, kv_out);
+    plan_add(pl, R_NORM, i, "attn_q_norm.weight", hd, 1);
+    plan_add(pl, R_NORM, i, "attn_k_norm.weight", hd, 1);
+    plan_add(pl, R_ATTN_OUT, i, "attn_output.weight", q_out, e);
+    plan_add(pl, R_NORM, i, "post_attention_norm.weight", e, 1);
+    plan_add(pl, R_NORM, i, "layer_output_scale.weight", 1, 1);
+    plan_add(pl, R_NORM, i, "ffn_norm.weight", e, 1);
+    plan_add(pl, R_FFN_GATE, i, "ffn_gate.weight", e, ff);
+    plan_add(pl, R_FFN_UP, i, "ffn_up.weight", e, ff);
+    plan_add(pl, R_FFN_DOWN, i, "ffn_down.weight", ff, e);
+    plan_add(pl, R_NORM, i, "post_ffw_norm.weight", e, 1);
+    plan_add(pl, R_ROUTER, i, "ffn_gate_inp.weight", e, nx);
+    plan_add(pl, R_NORM, i, "ffn_gate_inp.scale", e, 1);
+    plan_add(pl, R_NORM, i, "pre_ffw_norm_2.weight", e, 1);
+    plan_add(pl, R_NORM, i, "post_ffw_norm_1.weight", e, 1);
+    plan_add(pl, R_NORM, i, "post_ffw_norm_2.weight", e, 1);
+    plan_add(pl, R_FFN_GATE, i, "ffn_gate_exps.weight", e, xf);
+    pl->t[pl->n - 1].ne2 = nx;
+    plan_add(pl, R_FFN_UP, i, "ffn_up_exps.weight", e, xf);
+    pl->t[pl->n - 1].ne2 = nx;
+    plan_add(pl, R_FFN_DOWN, i, "ffn_down_exps.weight", xf, e);
+    pl->t[pl->n - 1].ne2 = nx;
+    plan_add(pl, R_NORM, i, "ffn_down_exps.scale", nx, 1);
+}
+
 /* The tensors of p's model, after checking its shape. */
 static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct drv_err *err)
 {
@@ -192,17 +237,30 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
     const struct drv_model_shape *s = &p->shape;
     bool qwen2 = strcmp(s->arch, "qwen2") == 0, moe = strcmp(s->arch, "qwen3moe") == 0;
     bool gemma3 = strcmp(s->arch, "gemma3") == 0, phi3 = strcmp(s->arch, "phi3") == 0;
+    bool gemma4 = strcmp(s->arch, "gemma4") == 0;
     bool qwen3 = strcmp(s->arch, "qwen3") == 0 || moe || gemma3; /* q/k norms */
     int64_t e = s->n_embd, ff = s->n_ff, voc = s->n_vocab;
     int64_t q_out = (int64_t)s->head_dim * s->n_head;
     int64_t kv_out = (int64_t)s->head_dim * s->n_head_kv;
     pl->n = 0;
-    pl->t = calloc((size_t)s->n_layer * 17 + 4, sizeof(*pl->t));
+    pl->t = calloc((size_t)s->n_layer * 24 + 5, sizeof(*pl->t));
     if (pl->t == NULL)
         return drv_err_set(err, DRV_ENOMEM, "out of memory");
 
     plan_add(pl, R_TOKEN_EMBD, -1, "token_embd.weight", e, voc);
+    bool global = false;
+    for (uint32_t i = 0; gemma4 && i < s->n_layer; i++)
+        global = global || !drv_shape_layer_is_swa(s, i);
+    /* gemma4's global layers rotate a quarter of each head ("proportional"
+     * RoPE): one table of frequency factors, which llama.cpp requires once a
+     * global layer exists; all ones here (numerics, not speed) */
+    if (global)
+        plan_add(pl, R_NORM, -1, "rope_freqs.weight", s->head_dim_global / 2, 1);
     for (int i = 0; i < (int)s->n_layer; i++) {
+        if (gemma4) {
+            plan_gemma4_block(pl, s, i);
+            continue;
+        }
         plan_add(pl, R_NORM, i, "attn_norm.weight", e, 1);
         if (phi3) { /* fused q, k, v; gate and up fused in ffn_up */
             plan_add(pl, R_ATTN_QKV, i, "attn_qkv.weight", e, q_out + 2 * kv_out);
@@ -249,9 +307,13 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
     if (!s->tied)
         plan_add(pl, R_OUTPUT, -1, "output.weight", e, voc);
 
+    int n_v = 0, i_v = 0;
+    for (int i = 0; i < pl->n; i++)
+        n_v += pl->t[i].role == R_ATTN_V;
     for (int i = 0; i < pl->n; i++) {
         struct tensor_plan *t = &pl->t[i];
-        t->type = pick_type(p->quant, t, (int)s->n_layer, s->tied);
+        bool v = t->role == R_ATTN_V;
+        t->type = pick_type(p->quant, t, v ? i_v++ : t->layer, v ? n_v : (int)s->n_layer, s->tied);
         t->zero_eos_row = t->role == R_OUTPUT || (s->tied && t->role == R_TOKEN_EMBD);
     }
     return 0;
@@ -524,6 +586,37 @@ static void set_f32(struct gguf_context *g, const char *arch, const char *key, f
     gguf_set_val_f32(g, k, v);
 }
 
+/* What llama.cpp's gemma4 loader reads beyond the common keys, typed as its
+ * converter writes them: kv heads per layer (int32 array), which layers slide
+ * (bool array), the global layers' head size as key/value_length and the
+ * sliding ones' as *_swa (rope dims likewise), and 0 for the per-layer input
+ * embeddings and shared KV layers that only the small Gemma 4 models have. */
+static void set_gemma4(struct gguf_context *g, const struct drv_model_shape *s)
+{
+    const char *a = s->arch;
+    int32_t kv[512];
+    uint8_t swa[512]; /* drv_shape_check: at most 512 layers */
+    for (uint32_t il = 0; il < s->n_layer; il++) {
+        swa[il] = drv_shape_layer_is_swa(s, il);
+        kv[il] = (int32_t)(swa[il] ? s->n_head_kv : s->n_head_kv_global);
+    }
+    char k[128];
+    snprintf(k, sizeof(k), "%s.attention.head_count_kv", a);
+    gguf_set_arr_data(g, k, GGUF_TYPE_INT32, kv, s->n_layer);
+    snprintf(k, sizeof(k), "%s.attention.sliding_window_pattern", a);
+    gguf_set_arr_data(g, k, GGUF_TYPE_BOOL, swa, s->n_layer);
+    set_u32(g, a, "attention.key_length", s->head_dim_global);
+    set_u32(g, a, "attention.value_length", s->head_dim_global);
+    set_u32(g, a, "attention.key_length_swa", s->head_dim);
+    set_u32(g, a, "attention.value_length_swa", s->head_dim);
+    set_u32(g, a, "rope.dimension_count", s->head_dim_global);
+    set_u32(g, a, "rope.dimension_count_swa", s->n_rot ? s->n_rot : s->head_dim);
+    set_f32(g, a, "rope.freq_base_swa", 10000.0f);
+    set_u32(g, a, "attention.shared_kv_layers", 0);
+    set_u32(g, a, "embedding_length_per_layer_input", 0);
+    set_f32(g, a, "final_logit_softcapping", 30.0f);
+}
+
 static int set_metadata(struct gguf_context *g, const struct drv_synth_params *p,
                         struct drv_err *err)
 {
@@ -547,13 +640,19 @@ static int set_metadata(struct gguf_context *g, const struct drv_synth_params *p
         set_u32(g, a, "expert_feed_forward_length", s->n_ff_exp);
     }
     set_u32(g, a, "attention.head_count", s->n_head);
-    set_u32(g, a, "attention.head_count_kv", s->n_head_kv);
-    if (s->head_dim * s->n_head != s->n_embd) {
-        set_u32(g, a, "attention.key_length", s->head_dim);
-        set_u32(g, a, "attention.value_length", s->head_dim);
+    bool gemma4 = strcmp(a, "gemma4") == 0;
+    if (gemma4) {
+        set_gemma4(g, s);
+    } else {
+        set_u32(g, a, "attention.head_count_kv", s->n_head_kv);
+        if (s->head_dim * s->n_head != s->n_embd) {
+            set_u32(g, a, "attention.key_length", s->head_dim);
+            set_u32(g, a, "attention.value_length", s->head_dim);
+        }
     }
     set_f32(g, a, "rope.freq_base", s->rope_theta);
-    set_u32(g, a, "rope.dimension_count", s->n_rot ? s->n_rot : s->head_dim);
+    if (!gemma4)
+        set_u32(g, a, "rope.dimension_count", s->n_rot ? s->n_rot : s->head_dim);
     set_f32(g, a, "attention.layer_norm_rms_epsilon", s->rms_eps);
     set_u32(g, a, "vocab_size", s->n_vocab);
     gguf_set_val_u64(g, "drover.synth.seed", p->seed);

@@ -68,6 +68,15 @@ expect_rc 0 "fit 70b (does not fit is not an error)"
 expect_out '^fits +no$' "70b does not fit 16 GiB + 8 GiB"
 expect_out '^CPU .*TOO BIG$' "the host row says why"
 
+# gemma4: 25 sliding layers (8 kv heads of 256) hold their 1024-token window,
+# only the 5 global ones (2 kv heads of 512, K and V) grow: 20 KiB a token
+run_drover fit gemma4:26b --hw "$T_TMP/hw.json"
+expect_rc 0 "fit gemma4:26b"
+expect_out '^model +gemma4:26b \(gemma4, Q4_K_M, 30 blocks\)' "gemma4 model line"
+expect_out '^kv cache +20.00 KiB per token \(f16\), 4096 ctx x 1 seq = 380.00 MiB$' "gemma4 KV"
+expect_out 'sliding window 1024: 25 of 30 layers keep only the window' "gemma4 sliding layers"
+expect_out '^fits +partly: [0-9]+/31 layers on GPU' "gemma4 partly on an 8 GiB GPU"
+
 run_drover fit qwen2.5:7b --ctx 65536 --hw "$T_TMP/hw.json"
 expect_out '^would fit +all on GPU with --ctx [0-9]+$' "smaller context suggested"
 

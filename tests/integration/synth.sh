@@ -59,6 +59,27 @@ run_drover synth 'gemma3:layers=6,embd=256,heads=4,kv_heads=1,head_dim=64,ff=512
 expect_rc 0 "synth gemma3"
 run_drover inspect "$T_TMP/g3-q8_0.gguf"
 expect_out '^sliding window +64$' "gemma3 window read back"
+# gemma4: gemma4:26b's layout, small: 5 sliding layers (2 kv heads of 64) to 1
+# global (1 kv head of 128, K as V), a dense FFN beside 2 of 8 experts
+G4='gemma4:layers=6,embd=256,heads=4,kv_heads=2,head_dim=64,global_kv_heads=1,global_head_dim=128,ff=384,vocab=700,experts=8,experts_used=2,expert_ff=96,swa=64'
+run_drover synth "$G4" --quant q4_k_m -o "$T_TMP/g4-q4_k_m.gguf"
+expect_rc 0 "synth gemma4"
+run_drover inspect "$T_TMP/g4-q4_k_m.gguf"
+expect_out '^architecture +gemma4$' "gemma4 architecture"
+expect_out '^kv heads +2 sliding, 1 global$' "gemma4 kv heads per layer read back"
+expect_out '^head dim +64 sliding, 128 global$' "gemma4 head sizes read back"
+expect_out '^layers +5 sliding, 1 global$' "gemma4 sliding layers read back"
+expect_out '^experts +8, 2 used per token$' "gemma4 experts read back"
+# fit reads the per-layer shapes: 1 global layer of 1 x 128 for K and V in f16
+# grows with the context; 5 sliding ones of 2 x 64 hold 64 + 512 cells, padded
+run_drover fit "$T_TMP/g4-q4_k_m.gguf" --ctx 2048 --json
+expect_rc 0 "fit gemma4"
+if printf '%s' "$OUT" | node -e '
+    const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const want = {kv_bytes_per_token: 128 * 2 * 2, kv_bytes: 128 * 2 * 2 * 2048 + 5 * (2 * 64 * 2 * 2) * 768};
+    for (const [k, v] of Object.entries(want))
+      if (j[k] !== v) { console.error(k, "=", j[k], "want", v); process.exit(1); }
+  '; then pass; else fail "fit gemma4: per-layer KV"; fi
 # phi3: fused qkv and gate+up, partial rotary, Phi-3's chat tokens in the vocabulary
 run_drover synth 'phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,rot=48,tied=1' --quant q4_k_m -o "$T_TMP/phi-q4_k_m.gguf"
 expect_rc 0 "synth phi3"
@@ -88,7 +109,7 @@ generate() { # generate FILE MODEL
   wait "$pid"
   SERVE_RC=$?
 }
-for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0 phi-q4_k_m; do
+for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0 g4-q4_k_m phi-q4_k_m; do
   generate "$T_TMP/$f.gguf" "$f"
   if [ "$CODE" = 200 ] && printf '%s' "$BODY" | node -e '
       const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -127,5 +148,6 @@ expect_rc 0 "--list"
 expect_out '^smollm2:135m +llama +30 +576 +9 +3 +64 +1536 +49152 ' "--list shows smollm2:135m"
 expect_out '^qwen2.5:3b +qwen2 +36 +2048 ' "--list shows qwen2.5:3b"
 expect_out '^qwen3:8b +qwen3 ' "--list shows qwen3:8b"
+expect_out '^gemma4:26b +gemma4 +30 +2816 +16 +8 +256 +2112 +262144 ' "--list shows gemma4:26b"
 
 finish

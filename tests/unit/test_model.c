@@ -137,6 +137,58 @@ static void missing_dir_and_text_files(void **state)
     assert_non_null(strstr(err.msg, "not a GGUF file"));
 }
 
+/* GGUF bytes: the header, then key-value pairs put_kv_* append */
+struct gguf_bytes {
+    unsigned char b[512];
+    size_t n;
+};
+
+static void put(struct gguf_bytes *g, const void *p, size_t n)
+{
+    assert_true(g->n + n <= sizeof(g->b));
+    memcpy(g->b + g->n, p, n);
+    g->n += n;
+}
+
+static void put_u32(struct gguf_bytes *g, uint32_t v)
+{
+    put(g, &v, 4);
+}
+
+static void put_str(struct gguf_bytes *g, const char *s)
+{
+    uint64_t n = strlen(s);
+    put(g, &n, 8);
+    put(g, s, n);
+}
+
+/* A numeric key holding an array of strings: gguf asserts when asked for such
+ * an array's data, so the reader must check the type first (it did not). */
+static void string_array_under_numeric_key(void **state)
+{
+    (void)state;
+    struct gguf_bytes g = {.n = 0};
+    put(&g, "GGUF", 4);
+    put_u32(&g, 3);
+    uint64_t n_tensors = 0, n_kv = 2, n_arr = 2;
+    put(&g, &n_tensors, 8);
+    put(&g, &n_kv, 8);
+    put_str(&g, "general.architecture");
+    put_u32(&g, 8); /* GGUF_TYPE_STRING */
+    put_str(&g, "llama");
+    put_str(&g, "llama.block_count");
+    put_u32(&g, 9); /* GGUF_TYPE_ARRAY */
+    put_u32(&g, 8); /* of strings */
+    put(&g, &n_arr, 8);
+    put_str(&g, "a");
+    put_str(&g, "b");
+    struct drv_gguf_info *in = malloc(sizeof(*in));
+    assert_int_equal(drv_gguf_inspect_buffer(g.b, g.n, in, NULL), 0);
+    assert_string_equal(in->arch, "llama");
+    assert_int_equal(in->n_block, 0);
+    free(in);
+}
+
 static void ftype_names(void **state)
 {
     (void)state;
@@ -263,10 +315,22 @@ static void shape_parse_errors(void **state)
         const char *msg;
     } bad[] = {
         {"layers=2,embd=256", "SHAPE must look like"},
-        {"gemma4:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"gemma2:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "unknown architecture"},
+        {"gemma4:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "gemma4 needs experts"},
+        {"gemma4:layers=1,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=4,experts_used=2,"
+         "expert_ff=64",
+         "at least 2 layers"},
+        {"gemma4:layers=6,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=4,experts_used=2,"
+         "expert_ff=64,global_kv_heads=3",
+         "global_kv_heads must divide"},
+        {"gemma4:layers=6,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=4,experts_used=2,"
+         "expert_ff=64,global_head_dim=1025",
+         "global_head_dim must be"},
+        {"gemma3:layers=6,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,global_head_dim=128",
+         "gemma4 architecture only"},
         {"phi3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,rot=65", "rot must be"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=64",
-         "gemma3 architecture only"},
+         "gemma3 and gemma4 architectures only"},
         {"gemma3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,swa=0", "gemma3 needs"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512", "lacks 'vocab='"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=3,ff=512,vocab=1000", "kv_heads must divide"},
@@ -281,7 +345,7 @@ static void shape_parse_errors(void **state)
         {"llama:layers=99999999999,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "too large"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,tied=2", "0 or 1"},
         {"llama:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=8",
-         "qwen3moe architecture only"},
+         "qwen3moe and gemma4 architectures only"},
         {"qwen3moe:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000", "qwen3moe needs"},
         {"qwen3moe:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=1000,experts=4,"
          "experts_used=8,expert_ff=64",
@@ -652,6 +716,167 @@ static void fit_gemma3_catalog(void **state)
     free(m);
 }
 
+/* gemma-4-26B-A4B (MODELS.md): 30 layers, 25 sliding (8 kv heads of 256) and 5
+ * global (2 kv heads of 512, K as V), 128 experts of 704, 8 used, beside a dense
+ * FFN of 2112. */
+static void catalog_gemma4(void **state)
+{
+    (void)state;
+    const struct drv_model_shape *s = drv_catalog_find("gemma4:26b");
+    assert_non_null(s);
+    assert_string_equal(s->arch, "gemma4");
+    assert_int_equal(s->n_layer, 30);
+    assert_int_equal(s->n_embd, 2816);
+    assert_int_equal(s->n_head, 16);
+    assert_int_equal(s->n_head_kv, 8);
+    assert_int_equal(s->head_dim, 256);
+    assert_int_equal(s->n_head_kv_global, 2);
+    assert_int_equal(s->head_dim_global, 512);
+    assert_int_equal(s->n_ff, 2112);
+    assert_int_equal(s->n_expert, 128);
+    assert_int_equal(s->n_expert_used, 8);
+    assert_int_equal(s->n_ff_exp, 704);
+    assert_int_equal(s->n_vocab, 262144);
+    assert_int_equal(s->n_ctx_train, 262144);
+    assert_int_equal(s->n_swa, 1024);
+    assert_true(s->tied);
+    uint32_t global = 0;
+    for (uint32_t il = 0; il < s->n_layer; il++)
+        global += !drv_shape_layer_is_swa(s, il);
+    assert_int_equal(global, 5);
+    assert_false(drv_shape_layer_is_swa(s, 5));
+    assert_false(drv_shape_layer_is_swa(s, 29));
+    assert_true(drv_shape_layer_is_swa(s, 0));
+    /* 25.2B in all; a token uses all but 120 of the 128 experts: 3.8B */
+    double params = (double)drv_shape_params(s);
+    assert_true(params > 25.0e9 && params < 25.4e9);
+    double unused =
+        (double)s->n_layer * (s->n_expert - s->n_expert_used) * 3.0 * s->n_embd * s->n_ff_exp;
+    assert_true(params - unused > 3.7e9 && params - unused < 3.9e9);
+    /* Ollama's gemma4:26b (Q4_K_M) is 18 GB with a ~550M-parameter vision
+     * encoder (~1.1 GB at 16 bits) that the text weights here leave out */
+    struct drv_synth_params p = drv_synth_default_params();
+    p.shape = *s;
+    double bytes = (double)drv_synth_tensor_bytes(&p);
+    assert_true(bytes > 16.3e9 && bytes < 18.0e9);
+}
+
+/* The KV cache of gemma4:26b, by hand from the per-layer shapes: a sliding
+ * layer caches 8 kv heads x 256 for K and for V, a global one 2 x 512 for K and
+ * for V (llama.cpp allocates V although the layer uses K as V). */
+static void fit_gemma4_kv(void **state)
+{
+    (void)state;
+    struct drv_fit_model *m = fit_load("gemma4:26b");
+    assert_string_equal(m->arch, "gemma4");
+    const uint64_t swa_cell = 8 * 256 * 2 * 2, global_cell = 2 * 512 * 2 * 2; /* f16 */
+    /* only the 5 global layers grow with the context */
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_F16), 5 * global_cell);
+    /* q8_0: 34 bytes per 32 values */
+    assert_int_equal(drv_fit_kv_bytes_per_token(m, DRV_FIT_KV_Q8_0), 5 * 2 * (1024 / 32 * 34));
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *r = malloc(sizeof(*r));
+    fake_hw(hw, 0, NULL);
+    struct drv_fit_params p = drv_fit_default_params();
+    p.n_ctx = 8192;
+    drv_fit_plan(m, hw, &p, r);
+    /* sliding layers: the 1024 window + one 512 ubatch, padded to 256 */
+    assert_int_equal(r->kv_bytes, 5 * global_cell * 8192 + 25 * swa_cell * 1536);
+    p.n_parallel = 2;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->kv_bytes, 2 * (5 * global_cell * 8192 + 25 * swa_cell * 1536));
+    /* a 16 GB GPU holds the weights but not these caches too: the output and
+     * the top blocks go there, each block with its own cache */
+    fake_hw(hw, 16ull << 30, "gpu");
+    p.n_parallel = 1;
+    p.n_ctx = 131072;
+    drv_fit_plan(m, hw, &p, r);
+    assert_int_equal(r->verdict, DRV_FIT_PARTIAL);
+    uint64_t kv = 0;
+    for (uint32_t il = 30 - r->dev[1].n_layers; il < 30; il++)
+        kv += drv_fit_layer_is_swa(m, il) ? swa_cell * 1536 : global_cell * 131072;
+    assert_int_equal(r->dev[1].kv, kv);
+    assert_int_equal(r->dev[0].kv + r->dev[1].kv, r->kv_bytes);
+    free(m);
+    free(hw);
+    free(r);
+}
+
+/* A small gemma4 written by synth: inspect reads its per-layer attention back,
+ * llama-quant's Q4_K_M mix counts attn_v tensors (the global layers have none),
+ * and fit plans the file as it plans the shape. */
+static void synth_gemma4_reads_back(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/drover-test-gemma4-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    struct drv_synth_params p = drv_synth_default_params();
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_parse("gemma4:layers=8,embd=256,heads=4,kv_heads=2,head_dim=64,"
+                                     "global_kv_heads=1,global_head_dim=128,ff=384,vocab=700,"
+                                     "experts=8,experts_used=2,expert_ff=96,swa=64",
+                                     &p.shape, &err),
+                     0);
+    assert_true(p.shape.tied);
+    p.n_threads = 2;
+    assert_int_equal(drv_synth_write(&p, path, &err), 0);
+    struct drv_gguf_info *in = malloc(sizeof(*in));
+    assert_int_equal(drv_gguf_inspect_file(path, in, &err), 0);
+    assert_string_equal(in->arch, "gemma4");
+    assert_int_equal(in->n_params, drv_shape_params(&p.shape));
+    assert_int_equal(in->tensor_bytes, drv_synth_tensor_bytes(&p));
+    /* token_embd, rope_freqs, output_norm; 23 tensors a block, 22 in the global one */
+    assert_int_equal(in->n_tensors, 3 + 7 * 23 + 22);
+    assert_int_equal(in->n_head_kv, 2);
+    assert_int_equal(in->head_dim_k, 128);
+    assert_int_equal(in->head_dim_k_swa, 64);
+    assert_int_equal(in->head_dim_v_swa, 64);
+    assert_int_equal(in->n_swa, 64);
+    assert_true(in->has_swa_layers);
+    for (uint32_t il = 0; il < 8; il++) {
+        assert_int_equal(in->layer_swa[il], il != 5);
+        assert_int_equal(in->layer_n_head_kv[il], il != 5 ? 2 : 1);
+    }
+    /* 7 attn_v (blocks 0-4, 6, 7): ranks 2, 5 and 6 of 7 get q6_K, as does the
+     * tied token_embd; judged by block index of 8 it would be 4 (0, 3, 6, 7) */
+    assert_int_equal(type_count(in, "q6_K"), 3 + 1);
+
+    struct drv_fit_model *f = fit_load(path), *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    unlink(path);
+    assert_int_equal(drv_fit_model_from_shape(&p.shape, p.quant, s, &err), 0);
+    assert_int_equal(f->total_bytes, s->total_bytes);
+    for (uint32_t il = 0; il < 8; il++) {
+        assert_int_equal(f->layer_bytes[il], s->layer_bytes[il]);
+        assert_int_equal(drv_fit_layer_is_swa(f, il), drv_fit_layer_is_swa(s, il));
+    }
+    /* the global layer: 1 kv head of 128 for K and for V, f16 */
+    assert_int_equal(drv_fit_kv_bytes_per_token(f, DRV_FIT_KV_F16), 1 * 128 * 2 * 2);
+    struct drv_hw *hw = malloc(sizeof(*hw));
+    struct drv_fit_result *rf = malloc(sizeof(*rf)), *rs = malloc(sizeof(*rs));
+    fake_hw(hw, 0, NULL);
+    struct drv_fit_params fp = drv_fit_default_params();
+    fp.n_ctx = 2048;
+    drv_fit_plan(f, hw, &fp, rf);
+    drv_fit_plan(s, hw, &fp, rs);
+    /* 7 sliding layers of 2 x 64 hold 64 + 512 cells, padded: 768 */
+    assert_int_equal(rf->kv_bytes, 128 * 2 * 2 * 2048 + 7 * (2 * 64 * 2 * 2) * 768);
+    assert_int_equal(rf->kv_bytes, rs->kv_bytes);
+    assert_int_equal(rf->total_bytes, rs->total_bytes);
+    /* what the engine reserves before loading the file: the same cache */
+    assert_int_equal(drv_fit_kv_bytes_gguf(in, DRV_FIT_KV_F16, 2048, 1), rf->kv_bytes);
+    assert_int_equal(drv_fit_kv_bytes(f, DRV_FIT_KV_F16, 2048, 3), 3 * rf->kv_bytes);
+    free(in);
+    free(f);
+    free(s);
+    free(hw);
+    free(rf);
+    free(rs);
+}
+
 /* phi3: fused qkv and gate+up; Ollama's phi4 (Q4_K_M) is 9.1 GB = 8.47 GiB */
 static void fit_phi3_catalog(void **state)
 {
@@ -719,22 +944,9 @@ static struct drv_fit_model *fit_shape(const char *spec, enum drv_synth_quant q)
 {
     struct drv_fit_model *m = calloc(1, sizeof(*m));
     assert_non_null(m);
-    struct drv_synth_params sp = drv_synth_default_params();
-    assert_int_equal(drv_shape_parse(spec, &sp.shape, NULL), 0);
-    sp.quant = q;
-    m->n_layer = sp.shape.n_layer;
-    m->n_embd = sp.shape.n_embd;
-    m->n_head = sp.shape.n_head;
-    m->n_head_kv = sp.shape.n_head_kv;
-    m->head_dim_k = m->head_dim_v = sp.shape.head_dim;
-    m->n_ff = sp.shape.n_ff;
-    m->n_vocab = sp.shape.n_vocab;
-    m->n_ctx_train = sp.shape.n_ctx_train;
-    struct drv_tensor_size *t;
-    int n;
-    assert_int_equal(drv_synth_tensor_list(&sp, &t, &n, NULL), 0);
-    assert_int_equal(drv_fit_model_from_tensors(t, n, m, NULL), 0);
-    free(t);
+    struct drv_model_shape s;
+    assert_int_equal(drv_shape_parse(spec, &s, NULL), 0);
+    assert_int_equal(drv_fit_model_from_shape(&s, q, m, NULL), 0);
     return m;
 }
 
@@ -1013,6 +1225,7 @@ int main(void)
         cmocka_unit_test(every_truncation_is_an_error),
         cmocka_unit_test(flipped_bytes_never_crash),
         cmocka_unit_test(missing_dir_and_text_files),
+        cmocka_unit_test(string_array_under_numeric_key),
         cmocka_unit_test(ftype_names),
         cmocka_unit_test(catalog_lookup),
         cmocka_unit_test(catalog_close_matches),
@@ -1030,6 +1243,9 @@ int main(void)
         cmocka_unit_test(fit_mixture_of_experts),
         cmocka_unit_test(fit_gemma3_catalog),
         cmocka_unit_test(fit_phi3_catalog),
+        cmocka_unit_test(catalog_gemma4),
+        cmocka_unit_test(fit_gemma4_kv),
+        cmocka_unit_test(synth_gemma4_reads_back),
         cmocka_unit_test(fit_buffers_match_llama_cpp),
         cmocka_unit_test(recommend_8gb_laptop),
         cmocka_unit_test(recommend_cpu_only),
