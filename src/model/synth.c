@@ -140,7 +140,10 @@ static enum ggml_type fit_row(enum ggml_type t, int64_t ne0)
 
 /* i_layer of n_layer: the position use_more_bits judges (the block, or for
  * attn_v the tensor's rank among the attn_v tensors: llama-quant.cpp counts
- * those, and gemma4's global blocks have none) */
+ * those, and gemma4's global blocks have none). llama-quant.cpp files a fused
+ * attn_qkv with attn_v (category_is_attn_v), before its own attn_qkv rule, so
+ * that rule (Q5_K at Q4_K_M) never applies: a fused qkv gets Q6_K on the
+ * more-bits layers and the base type elsewhere, counted among the attn_v. */
 static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan *t, int i_layer,
                                 int n_layer, bool tied)
 {
@@ -156,11 +159,10 @@ static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan
             type = GGML_TYPE_Q8_0;
         else
             type = GGML_TYPE_Q6_K;
-    } else if (k_mix && (t->role == R_ATTN_V || t->role == R_FFN_DOWN) &&
+    } else if (k_mix &&
+               (t->role == R_ATTN_V || t->role == R_ATTN_QKV || t->role == R_FFN_DOWN) &&
                use_more_bits(i_layer, n_layer)) {
         type = GGML_TYPE_Q6_K;
-    } else if (k_mix && t->role == R_ATTN_QKV) {
-        type = q == DRV_SYNTH_Q4_K_M ? GGML_TYPE_Q5_K : GGML_TYPE_Q6_K;
     }
     return fit_row(type, t->ne0);
 }
@@ -309,10 +311,10 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
 
     int n_v = 0, i_v = 0;
     for (int i = 0; i < pl->n; i++)
-        n_v += pl->t[i].role == R_ATTN_V;
+        n_v += pl->t[i].role == R_ATTN_V || pl->t[i].role == R_ATTN_QKV;
     for (int i = 0; i < pl->n; i++) {
         struct tensor_plan *t = &pl->t[i];
-        bool v = t->role == R_ATTN_V;
+        bool v = t->role == R_ATTN_V || t->role == R_ATTN_QKV;
         t->type = pick_type(p->quant, t, v ? i_v++ : t->layer, v ? n_v : (int)s->n_layer, s->tied);
         t->zero_eos_row = t->role == R_OUTPUT || (s->tied && t->role == R_TOKEN_EMBD);
     }
