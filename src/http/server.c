@@ -226,6 +226,9 @@ static void stream_wait_locked(struct drv_http_stream *s)
 static void stream_drain_pump(struct drv_http_stream *s, bool completed_ok)
 {
     pthread_mutex_lock(&s->mu);
+    /* its client no longer matters: the watch thread must not cancel the pump's
+     * remaining work because a client with its whole answer hung up */
+    s->fd = -1;
     if (s->pump && !completed_ok && !atomic_load(&s->cancel)) {
         s->cancel_code = DRV_EIO;
         atomic_store(&s->cancel, true);
