@@ -226,6 +226,9 @@ static void stream_wait_locked(struct drv_http_stream *s)
 static void stream_drain_pump(struct drv_http_stream *s, bool completed_ok)
 {
     pthread_mutex_lock(&s->mu);
+    /* its client no longer matters: the watch thread must not cancel the pump's
+     * remaining work because a client with its whole answer hung up */
+    s->fd = -1;
     if (s->pump && !completed_ok && !atomic_load(&s->cancel)) {
         s->cancel_code = DRV_EIO;
         atomic_store(&s->cancel, true);
@@ -620,14 +623,18 @@ struct drv_http_stream *drv_http_stream_open(struct drv_http_req *req, unsigned 
         return NULL;
 
     if (strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0) {
-        /* nothing will be sent: answer with the headers, the producer stops at once */
-        s->refs = 1;
+        /* nothing will be sent: answer with the headers, the producer stops at
+         * once. The request still holds a reference, so that a pump lent to the
+         * stream is run to its end when the request completes. */
+        s->refs = 2;
+        s->mhd_refs = 1;
         s->cancel_code = DRV_EIO;
         atomic_store(&s->cancel, true);
         if (respond_now(req, status, content_type, NULL, 0) != 0) {
             stream_free(s);
             return NULL;
         }
+        req->stream = s;
         return s;
     }
 
@@ -677,12 +684,13 @@ struct drv_http_stream *drv_http_stream_defer(struct drv_http_req *req)
     if (atomic_load(&srv->stopping)) {
         pthread_mutex_unlock(&srv->mu);
         s->conn = NULL;
-        s->refs = 1;
-        s->mhd_refs = 0;
+        s->refs = 2;         /* producer + request: as for HEAD in drv_http_stream_open */
+        s->mhd_refs = 1;     /* the request, never linked */
         s->deferred = false; /* nothing to commit: start/respond fail */
         s->cancel_code = DRV_EIO;
         atomic_store(&s->cancel, true);
         respond_json_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "server is stopping");
+        req->stream = s;
         return s;
     }
     stream_link_locked(srv, s);

@@ -39,12 +39,16 @@ static atomic_int g_flood_done;
 static atomic_int g_deferred;              /* streams the /defer handler parked */
 static atomic_bool g_cancel_seen;          /* a deferred producer saw its cancel flag */
 static atomic_uint_fast64_t g_t_cancel_ns; /* when it did */
+static atomic_long g_handler_tid;          /* thread of the last /json or /stream handler: with
+                                              a thread per connection, says which connection */
 
 static struct {
     pthread_mutex_t mu;
     pthread_t t[128];
     int n;
 } g_prod = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void reset_pump_globals(void);
 
 static void reset_globals(void)
 {
@@ -59,6 +63,8 @@ static void reset_globals(void)
     atomic_store(&g_deferred, 0);
     atomic_store(&g_cancel_seen, false);
     atomic_store(&g_t_cancel_ns, 0);
+    atomic_store(&g_handler_tid, 0);
+    reset_pump_globals();
 }
 
 static void sleep_ms(int ms)
@@ -128,6 +134,7 @@ static void h_json(struct drv_http_req *req, void *ud)
 {
     (void)ud;
     atomic_fetch_add(&g_handler_calls, 1);
+    atomic_store(&g_handler_tid, (long)gettid());
     drv_http_respond(req, 200, "application/json", "{\"ok\":true}", 11);
 }
 
@@ -269,6 +276,7 @@ static void h_stream(struct drv_http_req *req, void *ud)
 {
     (void)ud;
     atomic_fetch_add(&g_handler_calls, 1);
+    atomic_store(&g_handler_tid, (long)gettid());
     const char *kind = drv_http_req_query(req, "kind");
     const char *id = drv_http_req_query(req, "id");
     const char *mode = drv_http_req_query(req, "mode");
@@ -375,10 +383,209 @@ static void h_defer(struct drv_http_req *req, void *ud)
     spawn_producer(p_deferred, s, id ? atoi(id) : 0, mode ? mode : "close");
 }
 
+/* ---- pumps: producer work lent to the connection's thread ------------------------ */
+
+enum { PUMP_MAX_IDLE = 5000 }; /* idle calls before a pump gives up (and reports it) */
+
+/* The one pump of the test that is running; only its connection's thread touches
+ * it until g_pump_finals says it is done. */
+static struct {
+    struct drv_http_stream *s;
+    pthread_t handler_thread;
+    char mode[16];
+    bool open; /* the handler opened the stream (no start needed) instead of deferring */
+    int n;     /* chunks to write */
+    int calls;
+    int idle;
+    int written;
+    size_t sent;
+    int after_cancel; /* calls since it saw the cancel flag, the final one included */
+    bool done;
+} g_pump;
+
+static atomic_int g_pumps_set;       /* handlers that lent a pump */
+static atomic_int g_pump_calls;      /* every call, both pumps of a handover */
+static atomic_int g_pump_b_calls;    /* calls of the second pump of a handover */
+static atomic_int g_pump_finals;     /* calls that closed the stream and returned 0 */
+static atomic_int g_pump_late;       /* calls after the final one */
+static atomic_int g_pump_off_thread; /* calls not on the handler's thread */
+static atomic_bool g_pump_saw_cancel;
+static atomic_bool g_pump_release; /* lets the "respond" pump finish */
+static atomic_bool g_pump_go;      /* lets a "late" handler go on */
+static atomic_uint_fast64_t g_t_pump_cancel_ns;
+
+static void reset_pump_globals(void)
+{
+    memset(&g_pump, 0, sizeof(g_pump));
+    atomic_store(&g_pumps_set, 0);
+    atomic_store(&g_pump_calls, 0);
+    atomic_store(&g_pump_b_calls, 0);
+    atomic_store(&g_pump_finals, 0);
+    atomic_store(&g_pump_late, 0);
+    atomic_store(&g_pump_off_thread, 0);
+    atomic_store(&g_pump_saw_cancel, false);
+    atomic_store(&g_pump_release, false);
+    atomic_store(&g_pump_go, false);
+    atomic_store(&g_t_pump_cancel_ns, 0);
+}
+
+/* Bookkeeping of every call; false for a call that should never have come. */
+static bool pump_enter(void)
+{
+    atomic_fetch_add(&g_pump_calls, 1);
+    if (!pthread_equal(pthread_self(), g_pump.handler_thread))
+        atomic_fetch_add(&g_pump_off_thread, 1);
+    if (g_pump.done) {
+        atomic_fetch_add(&g_pump_late, 1);
+        return false;
+    }
+    g_pump.calls++;
+    return true;
+}
+
+/* The producer is done: closes its stream; the pump returns this 0. */
+static int pump_finish(void)
+{
+    g_pump.done = true;
+    drv_http_stream_close(g_pump.s);
+    atomic_fetch_add(&g_pump_finals, 1);
+    return 0;
+}
+
+/* Once its stream is cancelled a pump winds down over three calls, as one that
+ * still has its own I/O to finish would: the server must call it until it
+ * returns 0. -1 while not cancelled. */
+static int pump_if_cancelled(void)
+{
+    if (!atomic_load(drv_http_stream_cancel_flag(g_pump.s)))
+        return -1;
+    if (!atomic_load(&g_pump_saw_cancel)) {
+        atomic_store(&g_t_pump_cancel_ns, drv_now_ns());
+        atomic_store(&g_pump_saw_cancel, true);
+    }
+    return ++g_pump.after_cancel < 3 ? 1 : pump_finish();
+}
+
+/* A step with nothing ready: waits a little for "its I/O", as a real pump does. */
+static int pump_idle(int ms)
+{
+    sleep_ms(ms);
+    if (++g_pump.idle < PUMP_MAX_IDLE)
+        return 1;
+    atomic_fetch_add(&g_prod_failures, 1); /* nobody noticed for far too long */
+    return pump_finish();
+}
+
+/* Handed over to by pump_main's "handover" mode: writes three chunks, a call each. */
+static int pump_b(void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_pump_b_calls, 1);
+    if (!pump_enter())
+        return 0;
+    int rc = pump_if_cancelled();
+    if (rc >= 0)
+        return rc;
+    if (g_pump.written == 3)
+        return pump_finish();
+    char chunk[16];
+    int k = snprintf(chunk, sizeof(chunk), "b-%d\n", g_pump.written++);
+    fail_unless(drv_http_stream_write(g_pump.s, chunk, (size_t)k) == 0);
+    return 1;
+}
+
+/* The pump the /pump handler lends; its mode says what it produces:
+ *   stream   commits a stream (unless opened), then writes n chunks, each once the
+ *            client has received the one before (a server that only sent after
+ *            the pump finished would stall it)
+ *   respond  commits a complete response, then keeps "finishing its I/O" until
+ *            the test has the response (g_pump_release)
+ *   idle     never produces anything, until cancelled
+ *   started  commits a stream and writes "hello\n", then as idle
+ *   handover commits a stream, writes "a\n" and hands over to pump_b */
+static int pump_main(void *ud)
+{
+    (void)ud;
+    if (!pump_enter())
+        return 0;
+    int rc = pump_if_cancelled();
+    if (rc >= 0)
+        return rc;
+    struct drv_http_stream *s = g_pump.s;
+    const char *m = g_pump.mode;
+    int call = g_pump.calls;
+    if (strcmp(m, "stream") == 0) {
+        if (call == 1 && !g_pump.open) {
+            fail_unless(drv_http_stream_start(s, 200, "application/x-ndjson") == 0);
+            return 1;
+        }
+        if (g_pump.written == g_pump.n)
+            return pump_finish();
+        if (atomic_load(&g_received) < g_pump.sent)
+            return pump_idle(1);
+        char chunk[16];
+        int k = snprintf(chunk, sizeof(chunk), "p-%d\n", g_pump.written++);
+        fail_unless(drv_http_stream_write(s, chunk, (size_t)k) == 0);
+        g_pump.sent += (size_t)k;
+        return 1;
+    }
+    if (strcmp(m, "respond") == 0) {
+        if (call == 1) {
+            fail_unless(drv_http_stream_respond(s, 200, "text/plain", "whole answer", 12) == 0);
+            fail_unless(drv_http_stream_write(s, "x", 1) == DRV_EINVAL); /* it is complete */
+            return 1;
+        }
+        return atomic_load(&g_pump_release) ? pump_finish() : pump_idle(1);
+    }
+    if (strcmp(m, "started") == 0 && call == 1) {
+        fail_unless(drv_http_stream_start(s, 200, "text/plain") == 0);
+        fail_unless(drv_http_stream_write(s, "hello\n", 6) == 0);
+        return 1;
+    }
+    if (strcmp(m, "handover") == 0) {
+        if (call == 1)
+            return pump_idle(1); /* the request stays parked through an idle step */
+        fail_unless(drv_http_stream_start(s, 200, "text/plain") == 0);
+        fail_unless(drv_http_stream_write(s, "a\n", 2) == 0);
+        drv_http_stream_set_pump(s, pump_b, NULL);
+        return 0; /* this one is done; the stream is pump_b's now */
+    }
+    return pump_idle(10); /* "idle", and "started" after its first call */
+}
+
+/* /pump?mode=M[&n=N][&open=1][&late=1]: defers (or, with open, opens a stream)
+ * and lends the connection's thread to pump_main. late: waits for g_pump_go and
+ * a while more before answering, so that the server may be stopping by then. */
+static void h_pump(struct drv_http_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&g_handler_calls, 1);
+    const char *mode = drv_http_req_query(req, "mode");
+    const char *n = drv_http_req_query(req, "n");
+    if (drv_http_req_query(req, "late")) {
+        wait_flag(&g_pump_go, 5000);
+        sleep_ms(300);
+    }
+    memset(&g_pump, 0, sizeof(g_pump));
+    snprintf(g_pump.mode, sizeof(g_pump.mode), "%s", mode ? mode : "stream");
+    g_pump.n = n ? atoi(n) : 0;
+    g_pump.open = drv_http_req_query(req, "open") != NULL;
+    g_pump.handler_thread = pthread_self();
+    g_pump.s = g_pump.open ? drv_http_stream_open(req, 200, "application/x-ndjson")
+                           : drv_http_stream_defer(req);
+    if (g_pump.s == NULL) {
+        atomic_fetch_add(&g_prod_failures, 1);
+        return;
+    }
+    drv_http_stream_set_pump(g_pump.s, pump_main, NULL);
+    atomic_fetch_add(&g_pumps_set, 1);
+}
+
 static const struct drv_http_route routes[] = {
     {"GET", "/json", h_json},   {NULL, "/info", h_info},      {"POST", "/echo", h_echo},
     {"PUT", "/echo", h_echo},   {"GET", "/busy", h_busy},     {"GET", "/silent", h_silent},
     {"GET", "/twice", h_twice}, {"GET", "/stream", h_stream}, {"GET", "/defer", h_defer},
+    {"GET", "/pump", h_pump},
 };
 
 /* ---- client helpers -------------------------------------------------------------- */
@@ -1230,6 +1437,219 @@ static void many_concurrent_deferred_requests_complete(void **state)
     drv_http_server_free(srv);
 }
 
+/* ---- pumps ------------------------------------------------------------------------ */
+
+static void pump_streams_on_the_connection_thread(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    char want[128] = "";
+    for (int i = 0; i < N; i++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "p-%d\n", i);
+    struct drv_http_server *srv = start(0, 0);
+    /* a deferred stream the pump commits, and a stream the handler opened */
+    const char *paths[] = {"/pump?mode=stream&n=8", "/pump?mode=stream&n=8&open=1"};
+    for (int k = 0; k < 2; k++) {
+        reset_pump_globals();
+        atomic_store(&g_received, 0);
+        struct reply r;
+        reply_init(&r);
+        r.count_received = true;
+        request(srv, "GET", paths[k], NULL, 0, NULL, &r);
+        assert_int_equal(r.code, CURLE_OK);
+        assert_int_equal(r.status, 200);
+        assert_true(has_header(&r, "Transfer-Encoding: chunked"));
+        assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+        assert_string_equal(body_of(&r), want);
+        assert_true(r.write_calls >= N); /* sent while the pump ran, not after */
+        assert_true(wait_int(&g_pump_finals, 1, 3000));
+        assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+        assert_int_equal(atomic_load(&g_pump_late), 0);
+        /* (start,) N writes and the close, plus a few waiting for the client */
+        assert_true(atomic_load(&g_pump_calls) >= N + 1 + (k == 0));
+        assert_false(atomic_load(&g_pump_saw_cancel));
+        assert_int_equal(atomic_load(&g_prod_failures), 0);
+        reply_release(&r);
+    }
+
+    /* HEAD: the committed headers, no body; the pump then sees its stream
+     * cancelled and is called until it returns 0 */
+    reset_pump_globals();
+    struct reply r;
+    reply_init(&r);
+    request(srv, "HEAD", "/pump?mode=stream&n=8", NULL, 0, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+    assert_int_equal(r.body.len, 0);
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    assert_true(atomic_load(&g_pump_saw_cancel));
+    assert_int_equal(g_pump.after_cancel, 3);
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    assert_int_equal(atomic_load(&g_pump_late), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void pump_responds_whole_then_finishes_its_io(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/pump?mode=respond", NULL, 0, NULL, &r); /* then the client leaves */
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(body_of(&r), "whole answer");
+    assert_true(has_header(&r, "Content-Length: 12"));
+    assert_true(has_header(&r, "Content-Type: text/plain"));
+    reply_release(&r);
+    /* the client has its answer while the pump is still finishing its own I/O;
+     * the request is over, but it is not cancelled: the answer was complete
+     * (and a client leaving after it is no reason to abandon that I/O) */
+    sleep_ms(500); /* the watch thread has looked at least twice by now */
+    assert_int_equal(atomic_load(&g_pump_finals), 0);
+    assert_false(atomic_load(&g_pump_saw_cancel));
+    atomic_store(&g_pump_release, true);
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    assert_false(atomic_load(&g_pump_saw_cancel));
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    assert_int_equal(atomic_load(&g_pump_late), 0);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_http_server_free(srv);
+}
+
+/* A client leaves while the pump produces nothing (mode "idle": the request is
+ * still parked; "started": a stream is open and waits for data). */
+static void pump_client_leaves(const char *mode)
+{
+    struct drv_http_server *srv = start(0, 0);
+    int fd = raw_connect(drv_http_server_port(srv));
+    char req[128];
+    snprintf(req, sizeof(req), "GET /pump?mode=%s HTTP/1.1\r\nHost: t\r\n\r\n", mode);
+    raw_send(fd, req);
+    if (strcmp(mode, "started") == 0) {
+        struct drv_buf got;
+        drv_buf_init(&got, 1 << 20);
+        raw_read(fd, &got, "hello\n", 5000);
+        assert_non_null(got.data);
+        assert_non_null(strstr(got.data, "hello\n"));
+        drv_buf_release(&got);
+    }
+    assert_true(wait_int(&g_pump_calls, 3, 5000));
+    assert_int_equal(atomic_load(&g_pump_finals), 0);
+    assert_false(atomic_load(&g_pump_saw_cancel));
+    uint64_t t0 = drv_now_ns();
+    close(fd);
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    assert_true(atomic_load(&g_pump_saw_cancel));
+    /* the watch thread looks every 200 ms; allow for a slow (sanitized) build */
+    assert_true(atomic_load(&g_t_pump_cancel_ns) - t0 < 1500000000ull);
+    assert_int_equal(g_pump.after_cancel, 3); /* called until it returned 0 */
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    assert_int_equal(atomic_load(&g_pump_late), 0);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+
+    /* the server keeps serving, and stops with nothing left behind (the ASan
+     * build's leak check sees a stream the pump's close did not free) */
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void pump_sees_parked_client_leave(void **state)
+{
+    (void)state;
+    pump_client_leaves("idle");
+}
+
+static void pump_sees_streaming_client_leave(void **state)
+{
+    (void)state;
+    pump_client_leaves("started");
+}
+
+static void pump_hands_over_to_another(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/pump?mode=handover", NULL, 0, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(body_of(&r), "a\nb-0\nb-1\nb-2\n");
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    /* the first: an idle step, then the commit and hand-over; the second: three
+     * writes and the close. Neither is called again once it returned 0. */
+    assert_int_equal(atomic_load(&g_pump_b_calls), 4);
+    assert_int_equal(atomic_load(&g_pump_calls), 6);
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    assert_int_equal(atomic_load(&g_pump_late), 0);
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void free_while_pumping_runs_the_pump_to_its_end(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    int fd = raw_connect(drv_http_server_port(srv));
+    raw_send(fd, "GET /pump?mode=idle HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(wait_int(&g_pump_calls, 3, 5000));
+    drv_http_server_free(srv); /* joins the connection's thread, which pumps */
+    assert_int_equal(atomic_load(&g_pump_finals), 1);
+    assert_true(atomic_load(&g_pump_saw_cancel));
+    assert_int_equal(g_pump.after_cancel, 3);
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    assert_int_equal(atomic_load(&g_pump_late), 0);
+    close(fd);
+}
+
+/* A stream that no connection thread will ever wait on — HEAD on an opened
+ * stream (answered at once, the stream cancelled), or a request deferred while
+ * the server stops (answered 503) — still gets a pump lent to it run to its end:
+ * the pump is what closes the stream and puts the producer's work away. */
+static void pump_on_head_of_opened_stream_runs_to_its_end(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct reply r;
+    reply_init(&r);
+    request(srv, "HEAD", "/pump?mode=stream&n=8&open=1", NULL, 0, NULL, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Content-Type: application/x-ndjson"));
+    assert_int_equal(atomic_load(&g_pumps_set), 1);
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    assert_true(atomic_load(&g_pump_saw_cancel));
+    assert_int_equal(g_pump.after_cancel, 3);
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
+static void pump_lent_while_server_stops_runs_to_its_end(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    int fd = raw_connect(drv_http_server_port(srv));
+    raw_send(fd, "GET /pump?mode=idle&late=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(wait_int(&g_handler_calls, 1, 5000));
+    atomic_store(&g_pump_go, true); /* the handler defers 300 ms from now */
+    drv_http_server_free(srv);
+    assert_int_equal(atomic_load(&g_pumps_set), 1);
+    assert_true(wait_int(&g_pump_finals, 1, 3000));
+    assert_true(atomic_load(&g_pump_saw_cancel));
+    assert_int_equal(g_pump.after_cancel, 3);
+    assert_int_equal(atomic_load(&g_pump_off_thread), 0);
+    close(fd);
+}
+
 static void bad_listen_address_fails_cleanly(void **state)
 {
     (void)state;
@@ -1474,6 +1894,224 @@ static void client_many_concurrent_streams(void **state)
     join_producers();
 }
 
+/* ---- the client's sessions, step by step ------------------------------------------ */
+
+/* Steps the session's transfer with timeout_ms until it finishes (or 20 s of
+ * steps); returns how many steps returned 1 with some but not all of the
+ * `whole` bytes delivered to c. */
+static int step_to_end(struct drv_http_session *sess, int timeout_ms, const struct chunks *c,
+                       size_t whole)
+{
+    int partial = 0;
+    uint64_t end = drv_now_ns() + 20000000000ull;
+    while (drv_http_session_step(sess, timeout_ms)) {
+        if (c && c->got.len > 0 && c->got.len < whole)
+            partial++;
+        if (drv_now_ns() > end)
+            fail_msg("the transfer did not finish");
+    }
+    return partial;
+}
+
+static void session_steps_a_stream_and_reuses_its_connection(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct drv_http_session *sess = drv_http_session_new();
+    assert_non_null(sess);
+    char url[128];
+    url_of(srv, "/stream", url, sizeof(url)); /* lockstep: a chunk once the last arrived */
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    struct drv_http_request rq = {
+        .url = url, .timeout_ms = 10000, .on_chunk = on_test_chunk, .ud = &c};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), 0);
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), DRV_EINVAL); /* one at a time */
+    assert_int_equal(drv_http_session_result(sess, &err), DRV_EINVAL);         /* not finished */
+    static const char want[] = "chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n"
+                               "chunk-5\nchunk-6\nchunk-7\nchunk-8\nchunk-9\n";
+    /* the steps hand control back between chunks, not only at the end */
+    assert_true(step_to_end(sess, 10, &c, sizeof(want) - 1) > 0);
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_result(sess, &err), 0);
+    assert_int_equal(drv_http_session_end(sess, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(c.got.data);
+    assert_string_equal(c.got.data, want);
+    assert_true(c.calls >= 10);
+    assert_int_equal(r.body.len, 0);
+    assert_true(r.t_done_ns >= r.t_start_ns && r.t_start_ns > 0);
+    long tid = atomic_load(&g_handler_tid);
+    assert_true(tid > 0);
+
+    /* again on the same session: the same connection, so the same server thread */
+    url_of(srv, "/stream?kind=short&id=7", url, sizeof(url));
+    drv_buf_reset(&c.got);
+    atomic_store(&g_handler_tid, 0);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), 0);
+    step_to_end(sess, 10, NULL, 0);
+    assert_int_equal(drv_http_session_end(sess, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(c.got.data, "7-0;7-1;7-2;");
+    assert_int_equal(atomic_load(&g_handler_tid), tid);
+
+    /* and a whole fetch after the steps */
+    url_of(srv, "/json", url, sizeof(url));
+    struct drv_http_request plain = {.url = url, .timeout_ms = 5000};
+    atomic_store(&g_handler_tid, 0);
+    assert_int_equal(drv_http_session_fetch(sess, &plain, &r, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"ok\":true}");
+    assert_int_equal(atomic_load(&g_handler_tid), tid);
+
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_session_free(sess);
+    join_producers();
+    assert_int_equal(atomic_load(&g_prod_failures), 0);
+    drv_http_server_free(srv);
+}
+
+struct flip {
+    atomic_bool *flag;
+    int after_ms;
+    atomic_uint_fast64_t t_ns; /* when it flipped */
+};
+
+static void *flip_later(void *arg)
+{
+    struct flip *f = arg;
+    sleep_ms(f->after_ms);
+    atomic_store(&f->t_ns, drv_now_ns());
+    atomic_store(f->flag, true);
+    return NULL;
+}
+
+/* After a step, the session's request on the server: the next /json on it goes
+ * through and is answered in full. */
+static void assert_session_usable(struct drv_http_server *srv, struct drv_http_session *sess)
+{
+    char url[128];
+    url_of(srv, "/json", url, sizeof(url));
+    struct drv_http_request rq = {.url = url, .timeout_ms = 5000};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), 0);
+    step_to_end(sess, 10, NULL, 0);
+    assert_int_equal(drv_http_session_end(sess, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"ok\":true}");
+    drv_http_response_release(&r);
+}
+
+static void session_step_notices_cancel_while_waiting(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct drv_http_session *sess = drv_http_session_new();
+    assert_non_null(sess);
+    char url[128];
+    url_of(srv, "/stream?kind=cancel", url, sizeof(url)); /* "hello\n", then nothing */
+    atomic_bool cancel = false;
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    struct drv_http_request rq = {
+        .url = url, .on_chunk = on_test_chunk, .ud = &c, .cancel = &cancel};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), 0);
+    for (int i = 0; i < 500 && c.got.len < 6; i++)
+        assert_int_equal(drv_http_session_step(sess, 10), 1);
+    assert_non_null(c.got.data);
+    assert_string_equal(c.got.data, "hello\n");
+
+    struct flip f = {.flag = &cancel, .after_ms = 100};
+    atomic_init(&f.t_ns, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, flip_later, &f), 0);
+    int after = 0; /* steps begun after the flag was set that still returned 1 */
+    uint64_t end = drv_now_ns() + 10000000000ull;
+    for (;;) {
+        bool set = atomic_load(&cancel);
+        if (!drv_http_session_step(sess, 20))
+            break;
+        after += set;
+        assert_true(drv_now_ns() < end);
+    }
+    uint64_t t_done = drv_now_ns();
+    pthread_join(t, NULL);
+    /* the step that was waiting when the flag was set returns 0: a step looks at
+     * the flag after its wait (so one begun with it set never returns 1) */
+    assert_int_equal(after, 0);
+    assert_true(t_done - atomic_load(&f.t_ns) < 1000000000ull); /* ~20 ms expected */
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_result(sess, &err), DRV_EIO);
+    assert_non_null(strstr(err.msg, "cancelled"));
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_end(sess, &err), DRV_EIO);
+    assert_non_null(strstr(err.msg, "cancelled"));
+    assert_int_equal(r.status, 200);
+
+    /* the cancelled transfer's connection was closed: the server's producer
+     * sees its client gone */
+    assert_true(wait_flag(&g_prod_saw_cancel, 3000));
+    assert_session_usable(srv, sess);
+
+    atomic_store(&g_prod_go, true);
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_session_free(sess);
+    drv_http_server_free(srv);
+    join_producers();
+}
+
+static void session_end_abandons_an_unfinished_transfer(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    atomic_store(&g_prod_go, true); /* the producer closes as soon as it saw the cancel */
+    struct drv_http_session *sess = drv_http_session_new();
+    assert_non_null(sess);
+    char url[128];
+    url_of(srv, "/stream?kind=cancel", url, sizeof(url));
+    struct chunks c = {.calls = 0};
+    drv_buf_init(&c.got, 1 << 20);
+    struct drv_http_request rq = {.url = url, .on_chunk = on_test_chunk, .ud = &c};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq, &r, &err), 0);
+    /* steps until the answer has begun: the server has a stream to notice with */
+    for (int i = 0; i < 500 && c.got.len == 0; i++)
+        assert_int_equal(drv_http_session_step(sess, 10), 1);
+    assert_string_equal(c.got.data, "hello\n");
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_end(sess, &err), DRV_EIO);
+    assert_non_null(strstr(err.msg, "abandoned"));
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_end(sess, &err), DRV_EINVAL); /* nothing to end */
+    /* its connection was closed, not kept for the next request half-read */
+    assert_true(wait_flag(&g_prod_saw_cancel, 3000));
+    assert_session_usable(srv, sess);
+    assert_session_usable(srv, sess);
+
+    drv_buf_release(&c.got);
+    drv_http_response_release(&r);
+    drv_http_session_free(sess);
+    drv_http_server_free(srv);
+    join_producers();
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1503,6 +2141,14 @@ int main(void)
         cmocka_unit_test(deferred_header_added_on_stream_arrives),
         cmocka_unit_test(free_with_parked_deferred_streams),
         cmocka_unit_test(many_concurrent_deferred_requests_complete),
+        cmocka_unit_test(pump_streams_on_the_connection_thread),
+        cmocka_unit_test(pump_responds_whole_then_finishes_its_io),
+        cmocka_unit_test(pump_sees_parked_client_leave),
+        cmocka_unit_test(pump_sees_streaming_client_leave),
+        cmocka_unit_test(pump_hands_over_to_another),
+        cmocka_unit_test(free_while_pumping_runs_the_pump_to_its_end),
+        cmocka_unit_test(pump_on_head_of_opened_stream_runs_to_its_end),
+        cmocka_unit_test(pump_lent_while_server_stops_runs_to_its_end),
         cmocka_unit_test(bad_listen_address_fails_cleanly),
         cmocka_unit_test(client_get_status_body_headers),
         cmocka_unit_test(client_post_body_and_cap),
@@ -1510,6 +2156,9 @@ int main(void)
         cmocka_unit_test(client_cancel_flag_stops_waiting),
         cmocka_unit_test(client_unreachable_and_bad_url),
         cmocka_unit_test(client_many_concurrent_streams),
+        cmocka_unit_test(session_steps_a_stream_and_reuses_its_connection),
+        cmocka_unit_test(session_step_notices_cancel_while_waiting),
+        cmocka_unit_test(session_end_abandons_an_unfinished_transfer),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
