@@ -183,6 +183,17 @@ static void plan_add(struct plan *pl, enum role role, int layer, const char *suf
     t->ne2 = 1;
 }
 
+/* block i's experts: gate, up and down as 3-D tensors of nx matrices each */
+static void plan_add_experts(struct plan *pl, int i, int64_t e, int64_t xf, int64_t nx)
+{
+    plan_add(pl, R_FFN_GATE, i, "ffn_gate_exps.weight", e, xf);
+    pl->t[pl->n - 1].ne2 = nx;
+    plan_add(pl, R_FFN_UP, i, "ffn_up_exps.weight", e, xf);
+    pl->t[pl->n - 1].ne2 = nx;
+    plan_add(pl, R_FFN_DOWN, i, "ffn_down_exps.weight", xf, e);
+    pl->t[pl->n - 1].ne2 = nx;
+}
+
 /* rows of a tensor: ne1 of each of its ne2 matrices */
 static int64_t n_rows(const struct tensor_plan *t)
 {
@@ -221,12 +232,7 @@ static void plan_gemma4_block(struct plan *pl, const struct drv_model_shape *s, 
     plan_add(pl, R_NORM, i, "pre_ffw_norm_2.weight", e, 1);
     plan_add(pl, R_NORM, i, "post_ffw_norm_1.weight", e, 1);
     plan_add(pl, R_NORM, i, "post_ffw_norm_2.weight", e, 1);
-    plan_add(pl, R_FFN_GATE, i, "ffn_gate_exps.weight", e, xf);
-    pl->t[pl->n - 1].ne2 = nx;
-    plan_add(pl, R_FFN_UP, i, "ffn_up_exps.weight", e, xf);
-    pl->t[pl->n - 1].ne2 = nx;
-    plan_add(pl, R_FFN_DOWN, i, "ffn_down_exps.weight", xf, e);
-    pl->t[pl->n - 1].ne2 = nx;
+    plan_add_experts(pl, i, e, xf, nx);
     plan_add(pl, R_NORM, i, "ffn_down_exps.scale", nx, 1);
 }
 
@@ -291,12 +297,7 @@ static int plan_build(const struct drv_synth_params *p, struct plan *pl, struct 
         if (moe) {
             int64_t xf = s->n_ff_exp, nx = s->n_expert;
             plan_add(pl, R_ROUTER, i, "ffn_gate_inp.weight", e, nx);
-            plan_add(pl, R_FFN_GATE, i, "ffn_gate_exps.weight", e, xf);
-            pl->t[pl->n - 1].ne2 = nx;
-            plan_add(pl, R_FFN_UP, i, "ffn_up_exps.weight", e, xf);
-            pl->t[pl->n - 1].ne2 = nx;
-            plan_add(pl, R_FFN_DOWN, i, "ffn_down_exps.weight", xf, e);
-            pl->t[pl->n - 1].ne2 = nx;
+            plan_add_experts(pl, i, e, xf, nx);
             continue;
         }
         plan_add(pl, R_FFN_GATE, i, "ffn_gate.weight", e, ff);
