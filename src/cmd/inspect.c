@@ -11,16 +11,16 @@
  * heads vary otherwise. */
 static bool kv_heads_by_kind(const struct drv_gguf_info *in, uint32_t *swa, uint32_t *full)
 {
-    if (!in->has_swa_layers || in->n_block == 0 || in->n_block > DRV_GGUF_MAX_LAYERS)
+    if (!in->hp.has_swa_layers || in->hp.n_block == 0 || in->hp.n_block > DRV_GGUF_MAX_LAYERS)
         return false;
     uint32_t v[2] = {0, 0};
     bool seen[2] = {false, false};
-    for (uint32_t il = 0; il < in->n_block; il++) {
-        int k = in->layer_swa[il];
-        if (seen[k] && v[k] != in->layer_n_head_kv[il])
+    for (uint32_t il = 0; il < in->hp.n_block; il++) {
+        int k = in->hp.layer_swa[il];
+        if (seen[k] && v[k] != in->hp.layer_n_head_kv[il])
             return false;
         seen[k] = true;
-        v[k] = in->layer_n_head_kv[il];
+        v[k] = in->hp.layer_n_head_kv[il];
     }
     if (!seen[0] || !seen[1] || v[0] == v[1])
         return false;
@@ -52,43 +52,43 @@ static json_t *info_to_json(const char *path, const struct drv_gguf_info *in)
     json_object_set_new(o, "tensor_count", json_integer(in->n_tensors));
     json_object_set_new(o, "tensor_bytes", json_integer((json_int_t)in->tensor_bytes));
     json_object_set_new(o, "tensor_types", types);
-    json_object_set_new(o, "block_count", json_integer(in->n_block));
-    json_object_set_new(o, "embedding_length", json_integer(in->n_embd));
-    json_object_set_new(o, "head_count", json_integer(in->n_head));
-    json_object_set_new(o, "head_count_kv", json_integer(in->n_head_kv));
-    json_object_set_new(o, "head_dim_k", json_integer(in->head_dim_k));
-    json_object_set_new(o, "head_dim_v", json_integer(in->head_dim_v));
-    json_object_set_new(o, "feed_forward_length", json_integer(in->n_ff));
-    json_object_set_new(o, "context_length", json_integer(in->n_ctx_train));
-    json_object_set_new(o, "sliding_window", json_integer(in->n_swa));
+    json_object_set_new(o, "block_count", json_integer(in->hp.n_block));
+    json_object_set_new(o, "embedding_length", json_integer(in->hp.n_embd));
+    json_object_set_new(o, "head_count", json_integer(in->hp.n_head));
+    json_object_set_new(o, "head_count_kv", json_integer(in->hp.n_head_kv));
+    json_object_set_new(o, "head_dim_k", json_integer(in->hp.head_dim_k));
+    json_object_set_new(o, "head_dim_v", json_integer(in->hp.head_dim_v));
+    json_object_set_new(o, "feed_forward_length", json_integer(in->hp.n_ff));
+    json_object_set_new(o, "context_length", json_integer(in->hp.n_ctx_train));
+    json_object_set_new(o, "sliding_window", json_integer(in->hp.n_swa));
     /* what differs by layer (gemma4): kv heads, head sizes of the sliding layers,
      * which layers slide (null when the file does not list them) */
-    json_object_set_new(o, "head_dim_k_swa", json_integer(in->head_dim_k_swa));
-    json_object_set_new(o, "head_dim_v_swa", json_integer(in->head_dim_v_swa));
-    json_t *kv = json_array(), *swa = in->has_swa_layers ? json_array() : json_null();
-    for (uint32_t il = 0; il < in->n_block && il < DRV_GGUF_MAX_LAYERS; il++) {
-        json_array_append_new(kv, json_integer(in->layer_n_head_kv[il]));
-        if (in->has_swa_layers)
-            json_array_append_new(swa, json_boolean(in->layer_swa[il]));
+    json_object_set_new(o, "head_dim_k_swa", json_integer(in->hp.head_dim_k_swa));
+    json_object_set_new(o, "head_dim_v_swa", json_integer(in->hp.head_dim_v_swa));
+    json_t *kv = json_array(), *swa = in->hp.has_swa_layers ? json_array() : json_null();
+    for (uint32_t il = 0; il < in->hp.n_block && il < DRV_GGUF_MAX_LAYERS; il++) {
+        json_array_append_new(kv, json_integer(in->hp.layer_n_head_kv[il]));
+        if (in->hp.has_swa_layers)
+            json_array_append_new(swa, json_boolean(in->hp.layer_swa[il]));
     }
     json_object_set_new(o, "head_count_kv_per_layer", kv);
     json_object_set_new(o, "sliding_window_layers", swa);
     json_t *rope = json_object();
-    json_object_set_new(rope, "dimension_count", json_integer(in->rope_dim));
+    json_object_set_new(rope, "dimension_count", json_integer(in->hp.rope_dim));
     json_object_set_new(rope, "freq_base",
-                        in->rope_freq_base > 0 ? json_real(in->rope_freq_base) : json_null());
+                        in->hp.rope_freq_base > 0 ? json_real(in->hp.rope_freq_base) : json_null());
     json_object_set_new(rope, "scaling_type",
-                        in->rope_scaling[0] ? json_string(in->rope_scaling) : json_null());
+                        in->hp.rope_scaling[0] ? json_string(in->hp.rope_scaling) : json_null());
     json_object_set_new(rope, "scaling_factor",
-                        in->rope_scaling_factor > 0 ? json_real(in->rope_scaling_factor)
-                                                    : json_null());
-    json_object_set_new(rope, "original_context_length", json_integer(in->rope_orig_ctx));
+                        in->hp.rope_scaling_factor > 0 ? json_real(in->hp.rope_scaling_factor)
+                                                       : json_null());
+    json_object_set_new(rope, "original_context_length", json_integer(in->hp.rope_orig_ctx));
     json_object_set_new(o, "rope", rope);
-    json_object_set_new(o, "vocab_size", json_integer(in->n_vocab));
+    json_object_set_new(o, "vocab_size", json_integer(in->hp.n_vocab));
     json_object_set_new(o, "tokenizer", json_string(in->tokenizer));
     json_object_set_new(o, "chat_template", json_boolean(in->has_chat_template));
-    json_object_set_new(o, "expert_count", json_integer(in->n_expert));
-    json_object_set_new(o, "expert_used_count", json_integer(in->n_expert_used));
+    json_object_set_new(o, "expert_count", json_integer(in->hp.n_expert));
+    json_object_set_new(o, "expert_used_count", json_integer(in->hp.n_expert_used));
     return o;
 }
 
@@ -114,53 +114,53 @@ static void print_table(const char *path, const struct drv_gguf_info *in)
                drv_fmt_bytes(t->n_bytes, a, sizeof(a)), pct,
                drv_fmt_count(t->n_elements, b, sizeof(b)));
     }
-    printf("%-16s %u\n", "blocks", in->n_block);
-    printf("%-16s %u\n", "embedding", in->n_embd);
-    printf("%-16s %u\n", "heads", in->n_head);
+    printf("%-16s %u\n", "blocks", in->hp.n_block);
+    printf("%-16s %u\n", "embedding", in->hp.n_embd);
+    printf("%-16s %u\n", "heads", in->hp.n_head);
     uint32_t kv_swa, kv_full;
     if (kv_heads_by_kind(in, &kv_swa, &kv_full))
         printf("%-16s %u sliding, %u global\n", "kv heads", kv_swa, kv_full);
     else
-        printf("%-16s %u\n", "kv heads", in->n_head_kv);
-    bool swa_dims = (in->head_dim_k_swa && in->head_dim_k_swa != in->head_dim_k) ||
-                    (in->head_dim_v_swa && in->head_dim_v_swa != in->head_dim_v);
-    uint32_t k_swa = in->head_dim_k_swa ? in->head_dim_k_swa : in->head_dim_k;
-    uint32_t v_swa = in->head_dim_v_swa ? in->head_dim_v_swa : in->head_dim_v;
-    if (swa_dims && k_swa == v_swa && in->head_dim_k == in->head_dim_v)
-        printf("%-16s %u sliding, %u global\n", "head dim", k_swa, in->head_dim_k);
+        printf("%-16s %u\n", "kv heads", in->hp.n_head_kv);
+    bool swa_dims = (in->hp.head_dim_k_swa && in->hp.head_dim_k_swa != in->hp.head_dim_k) ||
+                    (in->hp.head_dim_v_swa && in->hp.head_dim_v_swa != in->hp.head_dim_v);
+    uint32_t k_swa = in->hp.head_dim_k_swa ? in->hp.head_dim_k_swa : in->hp.head_dim_k;
+    uint32_t v_swa = in->hp.head_dim_v_swa ? in->hp.head_dim_v_swa : in->hp.head_dim_v;
+    if (swa_dims && k_swa == v_swa && in->hp.head_dim_k == in->hp.head_dim_v)
+        printf("%-16s %u sliding, %u global\n", "head dim", k_swa, in->hp.head_dim_k);
     else if (swa_dims)
         printf("%-16s k %u, v %u sliding; k %u, v %u global\n", "head dim", k_swa, v_swa,
-               in->head_dim_k, in->head_dim_v);
-    else if (in->head_dim_k == in->head_dim_v)
-        printf("%-16s %u\n", "head dim", in->head_dim_k);
+               in->hp.head_dim_k, in->hp.head_dim_v);
+    else if (in->hp.head_dim_k == in->hp.head_dim_v)
+        printf("%-16s %u\n", "head dim", in->hp.head_dim_k);
     else
-        printf("%-16s k %u, v %u\n", "head dim", in->head_dim_k, in->head_dim_v);
-    printf("%-16s %u\n", "ffn length", in->n_ff);
-    printf("%-16s %u\n", "context", in->n_ctx_train);
-    if (in->n_swa)
-        printf("%-16s %u\n", "sliding window", in->n_swa);
-    if (in->has_swa_layers) {
+        printf("%-16s k %u, v %u\n", "head dim", in->hp.head_dim_k, in->hp.head_dim_v);
+    printf("%-16s %u\n", "ffn length", in->hp.n_ff);
+    printf("%-16s %u\n", "context", in->hp.n_ctx_train);
+    if (in->hp.n_swa)
+        printf("%-16s %u\n", "sliding window", in->hp.n_swa);
+    if (in->hp.has_swa_layers) {
         uint32_t n = 0;
-        for (uint32_t il = 0; il < in->n_block && il < DRV_GGUF_MAX_LAYERS; il++)
-            n += in->layer_swa[il];
-        printf("%-16s %u sliding, %u global\n", "layers", n, in->n_block - n);
+        for (uint32_t il = 0; il < in->hp.n_block && il < DRV_GGUF_MAX_LAYERS; il++)
+            n += in->hp.layer_swa[il];
+        printf("%-16s %u sliding, %u global\n", "layers", n, in->hp.n_block - n);
     }
-    printf("%-16s dim %u", "rope", in->rope_dim);
-    if (in->rope_freq_base > 0)
-        printf(", freq base %g", in->rope_freq_base);
-    if (in->rope_scaling[0]) {
-        printf(", scaling %s", in->rope_scaling);
-        if (in->rope_scaling_factor > 0)
-            printf(" x%g", in->rope_scaling_factor);
-        if (in->rope_orig_ctx)
-            printf(" (original context %u)", in->rope_orig_ctx);
+    printf("%-16s dim %u", "rope", in->hp.rope_dim);
+    if (in->hp.rope_freq_base > 0)
+        printf(", freq base %g", in->hp.rope_freq_base);
+    if (in->hp.rope_scaling[0]) {
+        printf(", scaling %s", in->hp.rope_scaling);
+        if (in->hp.rope_scaling_factor > 0)
+            printf(" x%g", in->hp.rope_scaling_factor);
+        if (in->hp.rope_orig_ctx)
+            printf(" (original context %u)", in->hp.rope_orig_ctx);
     }
     printf("\n");
-    printf("%-16s %u tokens, %s tokenizer\n", "vocabulary", in->n_vocab,
+    printf("%-16s %u tokens, %s tokenizer\n", "vocabulary", in->hp.n_vocab,
            in->tokenizer[0] ? in->tokenizer : "no");
     printf("%-16s %s\n", "chat template", in->has_chat_template ? "yes" : "no");
-    if (in->n_expert)
-        printf("%-16s %u, %u used per token\n", "experts", in->n_expert, in->n_expert_used);
+    if (in->hp.n_expert)
+        printf("%-16s %u, %u used per token\n", "experts", in->hp.n_expert, in->hp.n_expert_used);
 }
 
 int drv_cmd_inspect(int argc, char **argv)

@@ -447,38 +447,89 @@ static bool check_gpu_backend(const struct drv_doctor_fleet *fleet, const struct
 
 /* ---- partial offload and KV cache type, from drover's fit ---- */
 
-/* A fit model from what /api/show and /api/ps tell: uniform layers, the
- * embeddings by the vocabulary when known. An estimate, said so in evidence. */
-static bool fit_model_of(const struct drv_doctor_model *m, struct drv_fit_model *fm)
+/* Bounds on what a node says of a shape: beyond them it is no model llama.cpp
+ * loads, and fit's products of heads, sizes and tokens must not overflow. */
+#define SHAPE_MAX_DIM   (1u << 20) /* n_embd, n_ff, n_ff_exp */
+#define SHAPE_MAX_HEADS (1u << 16) /* heads, kv heads, head sizes, experts */
+#define SHAPE_MAX_VOCAB (1u << 24)
+
+static bool shape_sane(const struct drv_hparams *hp)
 {
+    uint32_t dims[] = {hp->n_embd, hp->n_ff, hp->n_ff_exp};
+    uint32_t heads[] = {hp->n_head,         hp->n_head_kv,      hp->head_dim_k, hp->head_dim_v,
+                        hp->head_dim_k_swa, hp->head_dim_v_swa, hp->n_expert,   hp->n_expert_used};
+    for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
+        if (dims[i] > SHAPE_MAX_DIM)
+            return false;
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
+        if (heads[i] > SHAPE_MAX_HEADS)
+            return false;
+    return hp->n_vocab <= SHAPE_MAX_VOCAB;
+}
+
+/* Weights of block il's attention and expert router (elements), from the
+ * shape: Q and O of n_head heads, K and V of the layer's own kv heads, each
+ * with the layer's (sliding or full) head sizes. */
+static double attn_params(const struct drv_fit_model *fm, uint32_t il)
+{
+    bool swa = drv_fit_layer_is_swa(fm, il);
+    double dk = swa && fm->head_dim_k_swa ? fm->head_dim_k_swa : fm->head_dim_k;
+    double dv = swa && fm->head_dim_v_swa ? fm->head_dim_v_swa : fm->head_dim_v;
+    double kv = fm->per_layer_kv ? fm->layer_n_head_kv[il] : fm->n_head_kv;
+    double e = fm->n_embd;
+    return e * fm->n_head * dk + e * kv * (dk + dv) + fm->n_head * dv * e + e * fm->n_expert;
+}
+
+/* A MoE model's expert bytes (fit's roofline reads n_expert_used / n_expert
+ * of them per token). /api/show gives no tensor sizes, so each block's share
+ * is estimated from the shape: with the experts' FFN length, n_expert x 3
+ * (gate, up, down) x n_embd x n_ff_exp against that plus the attention and
+ * router; without it, everything of the block but its attention and router
+ * (at the file's bytes per weight) counts as experts. A dense FFN beside the
+ * experts (gemma4's, a few % of the block) is counted as experts either way. */
+static uint64_t expert_bytes_of(const struct drv_fit_model *fm, uint32_t n_ff_exp, double bpw)
+{
+    if (fm->n_expert == 0)
+        return 0;
+    double exp = (double)fm->n_expert * 3 * fm->n_embd * n_ff_exp, sum = 0;
+    for (uint32_t il = 0; il < fm->n_layer; il++) {
+        double layer = (double)fm->layer_bytes[il], attn = attn_params(fm, il);
+        double b = n_ff_exp ? layer * exp / (exp + attn) : layer - attn * bpw;
+        sum += b > 0 ? b : 0;
+    }
+    return (uint64_t)sum;
+}
+
+int drv_doctor_fit_model(const struct drv_doctor_model *m, struct drv_fit_model *fm)
+{
+    const struct drv_hparams *hp = &m->hp;
     uint64_t weights = m->file_size ? m->file_size : m->size;
-    if (!m->have_show || m->n_layer == 0 || m->n_layer > DRV_FIT_MAX_LAYERS || m->n_embd == 0 ||
-        m->n_head == 0 || weights == 0)
-        return false;
+    if (!m->have_show || hp->n_block == 0 || hp->n_block > DRV_FIT_MAX_LAYERS || hp->n_embd == 0 ||
+        hp->n_head == 0 || weights == 0 || !shape_sane(hp))
+        return DRV_EINVAL;
     memset(fm, 0, sizeof(*fm));
     drv_strlcpy(fm->name, m->name, sizeof(fm->name));
-    drv_strlcpy(fm->arch, m->arch, sizeof(fm->arch));
+    drv_fit_model_set_hparams(fm, m->arch, hp);
     drv_strlcpy(fm->quant, m->quant, sizeof(fm->quant));
-    fm->n_layer = m->n_layer;
-    fm->n_embd = m->n_embd;
-    fm->n_head = m->n_head;
-    fm->n_head_kv = m->n_head_kv ? m->n_head_kv : m->n_head;
-    fm->head_dim_k = fm->head_dim_v = m->head_dim ? m->head_dim : m->n_embd / m->n_head;
-    fm->n_ff = m->n_embd * 7 / 2; /* not reported; llama 3 / qwen 2.5 are near 3.5x */
-    fm->n_vocab = m->n_vocab ? m->n_vocab : 32000;
-    fm->n_ctx_train = m->n_ctx_train;
+    /* what /api/show may not tell */
+    if (fm->n_ff == 0)
+        fm->n_ff = hp->n_embd * 7 / 2; /* llama 3 / qwen 2.5 are near 3.5x */
+    if (fm->n_vocab == 0)
+        fm->n_vocab = 32000;
+    /* the bytes: embeddings by the vocabulary when known, the rest evenly */
     double bpw = m->n_params ? (double)weights / (double)m->n_params : 0.6;
-    uint64_t embd =
-        m->n_vocab ? (uint64_t)(m->n_vocab * (double)m->n_embd * bpw) : weights / (m->n_layer + 2);
+    uint64_t embd = hp->n_vocab ? (uint64_t)(hp->n_vocab * (double)hp->n_embd * bpw)
+                                : weights / (hp->n_block + 2);
     if (embd * 2 >= weights)
-        embd = weights / (m->n_layer + 2);
+        embd = weights / (hp->n_block + 2);
     fm->total_bytes = weights;
     fm->embd_bytes = embd;
     fm->output_bytes = embd;
-    uint64_t per = (weights - 2 * embd) / m->n_layer;
-    for (uint32_t i = 0; i < m->n_layer; i++)
+    uint64_t per = (weights - 2 * embd) / hp->n_block;
+    for (uint32_t i = 0; i < hp->n_block; i++)
         fm->layer_bytes[i] = per;
-    return true;
+    fm->expert_bytes = expert_bytes_of(fm, hp->n_ff_exp, bpw);
+    return 0;
 }
 
 /* The machine as fit sees it, the GPU's free memory as it was before the
@@ -538,7 +589,7 @@ static bool check_offload(const struct drv_doctor_fleet *fleet, const struct drv
         const struct drv_doctor_model *m = &n->models[i];
         if (m->size == 0 || m->size_vram == 0 || m->size_vram >= m->size * 95 / 100)
             continue; /* all on the CPU (gpu-unused) or all on the GPU */
-        if (!fit_model_of(m, fm)) {
+        if (drv_doctor_fit_model(m, fm) != 0) {
             skip(out, "partial-offload",
                  "%s is split between GPU and CPU, but its shape is "
                  "unknown (POST /api/show)",
@@ -1135,9 +1186,9 @@ static bool check_context(const struct drv_doctor_fleet *fleet, const struct drv
                 "%s runs with a %u-token context: Ollama cuts longer prompts without an error",
                 m->name, m->context_length);
         ev(f, "%s: context_length %u (GET /api/ps)%s", m->name, m->context_length,
-           m->n_ctx_train ? "" : "");
-        if (m->n_ctx_train)
-            ev(f, "trained for %u tokens (POST /api/show)", m->n_ctx_train);
+           m->hp.n_ctx_train ? "" : "");
+        if (m->hp.n_ctx_train)
+            ev(f, "trained for %u tokens (POST /api/show)", m->hp.n_ctx_train);
         fix(f, "OLLAMA_CONTEXT_LENGTH=8192 (or more) in the service (systemctl edit ollama), or "
                "options.num_ctx per request");
     }

@@ -20,6 +20,7 @@
 
 #include "base/base.h"
 #include "bench/bench.h"
+#include "model/model.h"
 #include "probe/probe.h"
 
 #include <stdbool.h>
@@ -42,17 +43,18 @@ struct drv_doctor_model {
     char quant[24];          /* details.quantization_level; "" unknown */
     /* POST /api/show */
     bool have_show;
-    char arch[32];              /* model_info general.architecture */
-    uint64_t n_params;          /* general.parameter_count */
-    uint32_t n_layer;           /* <arch>.block_count */
-    uint32_t n_embd;            /* <arch>.embedding_length */
-    uint32_t n_head, n_head_kv; /* <arch>.attention.head_count(_kv) */
-    uint32_t head_dim;          /* <arch>.attention.key_length, else n_embd / n_head */
-    uint32_t n_ctx_train;       /* <arch>.context_length */
-    uint32_t n_vocab;           /* <arch>.vocab_size; 0 unknown */
-    int num_thread;             /* Modelfile PARAMETER num_thread; 0 = not set */
-    int num_gpu;                /* Modelfile PARAMETER num_gpu; -1 = not set */
-    bool thinking;              /* capabilities has "thinking" */
+    char arch[32];     /* model_info general.architecture */
+    uint64_t n_params; /* general.parameter_count */
+    /* model_info's <arch>.* keys read as the GGUF reader reads a file's
+     * (drv_hparams_read): per-layer kv heads, sliding window, experts. Ollama
+     * sends arrays as null unless asked to be verbose: then every layer has
+     * the scalar (or n_head) kv heads and the architecture's sliding pattern.
+     * From llama-server's GET /v1/models meta only n_embd, n_ctx_train and
+     * n_vocab. */
+    struct drv_hparams hp;
+    int num_thread; /* Modelfile PARAMETER num_thread; 0 = not set */
+    int num_gpu;    /* Modelfile PARAMETER num_gpu; -1 = not set */
+    bool thinking;  /* capabilities has "thinking" */
 };
 
 /* GET /api/drover/status (cmd/serve.c documents it). */
@@ -276,6 +278,16 @@ struct drv_doctor_check {
     bool (*run)(const struct drv_doctor_fleet *fleet, const struct drv_doctor_node *n,
                 struct drv_doctor_result *out);
 };
+
+/* The fit model (drover fit's) of a model a node has loaded, from what the
+ * node reports: the shape from POST /api/show (m->hp, read as drover fit reads
+ * a GGUF file, so sliding windows, per-layer kv heads and experts count the
+ * same), the bytes estimated from the file size (/api/tags, else /api/ps):
+ * the embeddings by the vocabulary, the rest evenly over the blocks, a MoE
+ * model's experts by their share of a block's shape. KV bytes are fit's
+ * exactly; weights are an estimate. DRV_EINVAL when the shape is unknown or
+ * out of range. */
+int drv_doctor_fit_model(const struct drv_doctor_model *m, struct drv_fit_model *out);
 
 /* The table, terminated by an entry with id == NULL. */
 extern const struct drv_doctor_check drv_doctor_checks[];

@@ -78,25 +78,75 @@ static int64_t int_or(json_t *o, const char *key, int64_t dflt)
     return dflt;
 }
 
-/* A count in model_info: an integer, or a per-layer array (its largest entry). */
-static uint32_t info_u32(json_t *info, const char *arch, const char *suffix)
+/* ---- model_info as drv_hparams_read looks keys up ---- */
+
+/* An integer or a bool as GGUF holds it: negatives are 0, bools 0 and 1. */
+static bool json_int_value(const json_t *v, uint64_t *out)
 {
-    char key[128];
-    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
-    json_t *v = json_object_get(info, key);
-    if (json_is_array(v)) {
-        int64_t best = 0;
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            if (json_is_integer(x) && json_integer_value(x) > best)
-                best = json_integer_value(x);
-        }
-        return (uint32_t)best;
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        *out = x < 0 ? 0 : (uint64_t)x;
+        return true;
     }
-    int64_t x = json_is_integer(v) ? json_integer_value(v) : 0;
-    return x > 0 && x < UINT32_MAX ? (uint32_t)x : 0;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    return false;
+}
+
+static bool info_ints(const void *ud, const char *key, uint64_t *out, size_t cap, size_t *n,
+                      bool *is_arr)
+{
+    json_t *v = json_object_get(ud, key);
+    uint64_t x;
+    *is_arr = json_is_array(v);
+    if (!*is_arr) {
+        if (!json_int_value(v, &x))
+            return false;
+        if (cap)
+            out[0] = x;
+        *n = 1;
+        return true;
+    }
+    /* an array of anything but integers is not one GGUF would hold */
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_int_value(e, &x))
+            return false;
+        if (i < cap)
+            out[i] = x;
+    }
+    *n = json_array_size(v);
+    return *n > 0;
+}
+
+static bool info_real(const void *ud, const char *key, double *out)
+{
+    json_t *v = json_object_get(ud, key);
+    if (!json_is_number(v))
+        return false;
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool info_str(const void *ud, const char *key, char *out, size_t size)
+{
+    const char *s = json_string_value(json_object_get(ud, key));
+    if (s == NULL)
+        return false;
+    drv_strlcpy(out, s, size);
+    return true;
+}
+
+/* an elided array is null (or [] from older Ollama): absent either way */
+static bool info_arr_n(const void *ud, const char *key, size_t *n)
+{
+    json_t *v = json_object_get(ud, key);
+    *n = json_array_size(v);
+    return *n > 0;
 }
 
 /* ---- parsers ---- */
@@ -233,19 +283,9 @@ int drv_doctor_parse_show(struct drv_doctor_model *m, const char *body, size_t l
     copy_str(m->arch, sizeof(m->arch), json_object_get(info, "general.architecture"));
     int64_t np = int_or(info, "general.parameter_count", 0);
     m->n_params = np > 0 ? (uint64_t)np : 0;
-    if (m->arch[0]) {
-        m->n_layer = info_u32(info, m->arch, "block_count");
-        m->n_embd = info_u32(info, m->arch, "embedding_length");
-        m->n_head = info_u32(info, m->arch, "attention.head_count");
-        m->n_head_kv = info_u32(info, m->arch, "attention.head_count_kv");
-        m->head_dim = info_u32(info, m->arch, "attention.key_length");
-        m->n_ctx_train = info_u32(info, m->arch, "context_length");
-        m->n_vocab = info_u32(info, m->arch, "vocab_size");
-    }
-    if (m->head_dim == 0 && m->n_head)
-        m->head_dim = m->n_embd / m->n_head;
-    if (m->n_head_kv == 0)
-        m->n_head_kv = m->n_head;
+    struct drv_meta_src src = {
+        .ud = info, .ints = info_ints, .real = info_real, .str = info_str, .arr_n = info_arr_n};
+    drv_hparams_read(&src, m->arch, &m->hp);
     const char *params = json_string_value(json_object_get(j, "parameters"));
     m->num_thread = modelfile_param(params, "num_thread", 0);
     m->num_gpu = modelfile_param(params, "num_gpu", -1);
@@ -309,10 +349,10 @@ int drv_doctor_parse_models(struct drv_doctor_node *n, const char *body, size_t 
         d->file_size = v > 0 ? (uint64_t)v : 0;
         v = int_or(meta, "n_params", 0);
         d->n_params = v > 0 ? (uint64_t)v : 0;
-        d->n_embd = (uint32_t)int_or(meta, "n_embd", 0);
-        d->n_ctx_train = (uint32_t)int_or(meta, "n_ctx_train", 0);
+        d->hp.n_embd = (uint32_t)int_or(meta, "n_embd", 0);
+        d->hp.n_ctx_train = (uint32_t)int_or(meta, "n_ctx_train", 0);
         d->context_length = (uint32_t)int_or(meta, "n_ctx", 0);
-        d->n_vocab = (uint32_t)int_or(meta, "n_vocab", 0);
+        d->hp.n_vocab = (uint32_t)int_or(meta, "n_vocab", 0);
     }
     json_decref(j);
     return 0;

@@ -589,13 +589,13 @@ static void fill_desc(const struct drv_emodel *m, struct drv_model_desc *d)
     drv_strlcpy(d->quantization, m->info.quant, sizeof(d->quantization));
     d->size = m->info.file_size;
     d->modified_at = m->mtime;
-    d->embedding_length = m->info.n_embd;
+    d->embedding_length = m->info.hp.n_embd;
     d->has_chat_template = m->info.has_chat_template;
     d->n_params = m->info.n_params;
-    d->n_ctx_train = m->info.n_ctx_train;
-    d->block_count = m->info.n_block;
-    d->head_count = m->info.n_head;
-    d->head_count_kv = m->info.n_head_kv;
+    d->n_ctx_train = m->info.hp.n_ctx_train;
+    d->block_count = m->info.hp.n_block;
+    d->head_count = m->info.hp.n_head;
+    d->head_count_kv = m->info.hp.n_head_kv;
     d->size_resident = m->size_resident;
     d->size_vram = m->size_vram;
     d->context_length = m->n_ctx_slot;

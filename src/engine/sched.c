@@ -115,17 +115,17 @@ static int auto_gpu_layers(const struct drv_emodel *m, uint64_t kv_bytes, char *
     size_t free_b;
     ggml_backend_dev_t d = first_gpu(&free_b);
     if (d) {
-        uint64_t per_layer = in->tensor_bytes / (in->n_block + 1);
+        uint64_t per_layer = in->tensor_bytes / (in->hp.n_block + 1);
         uint64_t need_fixed = kv_bytes + (512ull << 20);
         int n = 0;
         if (free_b > need_fixed && per_layer)
             n = (int)((free_b - need_fixed) / per_layer);
-        if (n > (int)in->n_block + 1)
-            n = (int)in->n_block + 1;
+        if (n > (int)in->hp.n_block + 1)
+            n = (int)in->hp.n_block + 1;
         snprintf(why, why_size,
                  "%d of %u layers on %s: %.1f GiB free, %.1f MiB per layer, KV %.1f MiB "
                  "(drover's estimate)",
-                 n, in->n_block + 1, ggml_backend_dev_name(d), (double)free_b / (1 << 30),
+                 n, in->hp.n_block + 1, ggml_backend_dev_name(d), (double)free_b / (1 << 30),
                  (double)per_layer / (1 << 20), (double)kv_bytes / (1 << 20));
         return n;
     }
@@ -138,7 +138,7 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     const struct drv_engine_params *p = &m->engine->p;
     const struct drv_gguf_info *in = &m->info;
     enum ggml_type kvt = p->kv_type;
-    uint32_t train = in->n_ctx_train;
+    uint32_t train = in->hp.n_ctx_train;
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : (train && train < 4096 ? train : 4096);
     int slots = p->n_parallel > 0 ? p->n_parallel : auto_parallel(m, n_ctx);
     /* each layer's own kv heads and head size; sliding-window layers hold
@@ -214,9 +214,9 @@ static int load_model(struct drv_emodel *m, struct drv_err *err)
     uint64_t kv = drv_fit_kv_bytes_gguf(in, fit_kv(kvt), m->n_ctx_slot, (uint32_t)m->n_slots);
     m->size_resident = llama_model_size(m->lm) + kv;
     m->size_vram = ngl <= 0 ? 0
-                   : ngl >= (int)in->n_block + 1
+                   : ngl >= (int)in->hp.n_block + 1
                        ? m->size_resident
-                       : m->size_resident / (in->n_block + 1) * (uint64_t)ngl;
+                       : m->size_resident / (in->hp.n_block + 1) * (uint64_t)ngl;
     return 0;
 }
 

@@ -210,7 +210,7 @@ static bool arch_swa(const char *arch)
 
 bool drv_shape_layer_is_swa(const struct drv_model_shape *s, uint32_t il)
 {
-    return arch_swa(s->arch) && s->n_swa > 0 && il % 6 < 5;
+    return arch_swa(s->arch) && s->n_swa > 0 && drv_hparams_arch_layer_is_swa(s->arch, il);
 }
 
 static int parse_u32(const char *key, const char *v, size_t vlen, uint32_t *out,

@@ -113,32 +113,38 @@ static bool looks_like_path(const char *s)
            (stat(s, &st) == 0 && S_ISREG(st.st_mode));
 }
 
+void drv_fit_model_set_hparams(struct drv_fit_model *m, const char *arch,
+                               const struct drv_hparams *hp)
+{
+    drv_strlcpy(m->arch, arch, sizeof(m->arch));
+    m->n_layer = hp->n_block;
+    m->n_embd = hp->n_embd;
+    m->n_head = hp->n_head;
+    m->n_head_kv = hp->n_head_kv;
+    m->head_dim_k = hp->head_dim_k;
+    m->head_dim_v = hp->head_dim_v;
+    m->n_ff = hp->n_ff;
+    m->n_vocab = hp->n_vocab;
+    m->n_ctx_train = hp->n_ctx_train;
+    m->n_swa = hp->n_swa;
+    m->n_expert = hp->n_expert;
+    m->n_expert_used = hp->n_expert_used;
+    m->head_dim_k_swa = hp->head_dim_k_swa;
+    m->head_dim_v_swa = hp->head_dim_v_swa;
+    /* the reader keeps per-layer values for up to DRV_GGUF_MAX_LAYERS blocks,
+     * which drv_fit_model_from_tensors requires anyway */
+    m->per_layer_kv = hp->n_block > 0 && hp->n_block <= DRV_FIT_MAX_LAYERS;
+    memcpy(m->layer_n_head_kv, hp->layer_n_head_kv, sizeof(m->layer_n_head_kv));
+    m->has_swa_layers = hp->has_swa_layers;
+    memcpy(m->swa_layer, hp->layer_swa, sizeof(m->swa_layer));
+}
+
 /* m's name and hyperparameters from an inspected file (the bytes are the
  * tensor table's) */
 static void model_from_info(const struct drv_gguf_info *in, struct drv_fit_model *m)
 {
-    drv_strlcpy(m->arch, in->arch, sizeof(m->arch));
+    drv_fit_model_set_hparams(m, in->arch, &in->hp);
     drv_strlcpy(m->quant, in->quant, sizeof(m->quant));
-    m->n_layer = in->n_block;
-    m->n_embd = in->n_embd;
-    m->n_head = in->n_head;
-    m->n_head_kv = in->n_head_kv;
-    m->head_dim_k = in->head_dim_k;
-    m->head_dim_v = in->head_dim_v;
-    m->n_ff = in->n_ff;
-    m->n_vocab = in->n_vocab;
-    m->n_ctx_train = in->n_ctx_train;
-    m->n_swa = in->n_swa;
-    m->n_expert = in->n_expert;
-    m->n_expert_used = in->n_expert_used;
-    m->head_dim_k_swa = in->head_dim_k_swa;
-    m->head_dim_v_swa = in->head_dim_v_swa;
-    /* inspect keeps per-layer values for up to DRV_GGUF_MAX_LAYERS blocks,
-     * which drv_fit_model_from_tensors requires anyway */
-    m->per_layer_kv = in->n_block > 0 && in->n_block <= DRV_FIT_MAX_LAYERS;
-    memcpy(m->layer_n_head_kv, in->layer_n_head_kv, sizeof(m->layer_n_head_kv));
-    m->has_swa_layers = in->has_swa_layers;
-    memcpy(m->swa_layer, in->layer_swa, sizeof(m->swa_layer));
 }
 
 static int load_file(const char *path, struct drv_fit_model *m, struct drv_err *err)
@@ -251,38 +257,23 @@ static uint64_t kv_layer_cell(const struct drv_fit_model *m, enum drv_fit_kv kv,
 {
     enum ggml_type t = kv_types[kv].type;
     bool swa = drv_fit_layer_is_swa(m, il);
-    int64_t heads = m->per_layer_kv ? m->layer_n_head_kv[il] : m->n_head_kv;
+    int64_t heads =
+        m->per_layer_kv && il < DRV_FIT_MAX_LAYERS ? m->layer_n_head_kv[il] : m->n_head_kv;
     int64_t dk = swa && m->head_dim_k_swa ? m->head_dim_k_swa : m->head_dim_k;
     int64_t dv = swa && m->head_dim_v_swa ? m->head_dim_v_swa : m->head_dim_v;
     return kv_row(t, heads * dk) + kv_row(t, heads * dv);
 }
 
 /* Sliding-window attention: which layers only attend to the last n_swa tokens.
- * A file may list them (sliding_window_pattern as an array, gemma4); otherwise
- * llama.cpp sets the pattern per architecture (set_swa_pattern(n): layer il is
- * local when il % n < n - 1), and an architecture it does not name has every
- * layer local when the GGUF gives a window (Mistral v0.1 style). */
-static uint32_t swa_pattern(const struct drv_fit_model *m)
-{
-    static const struct {
-        const char *arch;
-        uint32_t n;
-    } t[] = {{"gemma2", 2},  {"gemma3", 6}, {"gemma3n", 5}, {"cohere2", 4},
-             {"gpt-oss", 2}, {"llama4", 4}, {"exaone4", 4}};
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(m->arch, t[i].arch) == 0)
-            return t[i].n;
-    return 0; /* every layer */
-}
-
+ * A model may list them (sliding_window_pattern as an array, gemma4);
+ * otherwise its architecture decides (drv_hparams_arch_layer_is_swa). */
 bool drv_fit_layer_is_swa(const struct drv_fit_model *m, uint32_t il)
 {
     if (m->n_swa == 0 || il >= DRV_FIT_MAX_LAYERS)
         return false;
     if (m->has_swa_layers)
         return m->swa_layer[il];
-    uint32_t n = swa_pattern(m);
-    return n == 0 || il % n < n - 1;
+    return drv_hparams_arch_layer_is_swa(m->arch, il);
 }
 
 /* llama.cpp pads each sequence's context to a multiple of 256 cells */

@@ -123,33 +123,6 @@ static bool kv_uint(const struct gguf_context *g, const char *key, uint64_t *out
     return true;
 }
 
-/* key per block: an array of exactly n_block values, or (unless arrays_only) a
- * scalar for every block; values past UINT32_MAX are cut to it */
-static bool kv_per_block(const struct gguf_context *g, const char *key, uint32_t n_block,
-                         bool arrays_only, uint32_t *out)
-{
-    enum gguf_type t;
-    const void *p;
-    size_t n;
-    bool is_arr;
-    if (!kv_ints(g, key, &t, &p, &n, &is_arr) || (is_arr && n != n_block) ||
-        (!is_arr && arrays_only))
-        return false;
-    for (uint32_t i = 0; i < n_block; i++) {
-        uint64_t v = int_at(t, p, is_arr ? i : 0);
-        out[i] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-    }
-    return true;
-}
-
-static uint32_t kv_u32(const struct gguf_context *g, const char *key)
-{
-    uint64_t v = 0;
-    if (!kv_uint(g, key, &v))
-        return 0;
-    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-}
-
 static bool kv_float(const struct gguf_context *g, const char *key, double *out)
 {
     int64_t id = gguf_find_key(g, key);
@@ -179,13 +152,6 @@ static bool kv_str(const struct gguf_context *g, const char *key, char *out, siz
         return false;
     drv_strlcpy(out, gguf_get_val_str(g, id), out_size);
     return true;
-}
-
-static uint32_t arch_u32(const struct gguf_context *g, const char *arch, const char *suffix)
-{
-    char key[160];
-    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
-    return kv_u32(g, key);
 }
 
 /* ---- llama_ftype names (llama.h's enum llama_ftype; values are a file format) */
@@ -261,67 +227,45 @@ static int read_tensors(const struct gguf_context *g, struct drv_gguf_info *info
     return 0;
 }
 
-/* What differs by block: kv heads (gemma4 gives them per layer, as llama.cpp's
- * head_count_kv array) and which blocks slide (a sliding_window_pattern array;
- * a scalar there is a period the architecture interprets, left to fit). */
-static void read_layers(const struct gguf_context *g, struct drv_gguf_info *info)
+/* ---- the metadata as drv_hparams_read looks keys up ---- */
+
+static bool src_ints(const void *ud, const char *key, uint64_t *out, size_t cap, size_t *n,
+                     bool *is_arr)
 {
-    uint32_t n = info->n_block;
-    if (n == 0 || n > DRV_GGUF_MAX_LAYERS)
-        return;
-    char key[160];
-    snprintf(key, sizeof(key), "%s.attention.head_count_kv", info->arch);
-    if (!kv_per_block(g, key, n, false, info->layer_n_head_kv))
-        for (uint32_t i = 0; i < n; i++)
-            info->layer_n_head_kv[i] = info->n_head_kv;
-    uint32_t swa[DRV_GGUF_MAX_LAYERS];
-    snprintf(key, sizeof(key), "%s.attention.sliding_window_pattern", info->arch);
-    info->has_swa_layers = kv_per_block(g, key, n, true, swa);
-    for (uint32_t i = 0; info->has_swa_layers && i < n; i++)
-        info->layer_swa[i] = swa[i] != 0;
+    enum gguf_type t;
+    const void *p;
+    if (!kv_ints(ud, key, &t, &p, n, is_arr))
+        return false;
+    for (size_t i = 0; i < *n && i < cap; i++)
+        out[i] = int_at(t, p, i);
+    return true;
+}
+
+static bool src_real(const void *ud, const char *key, double *out)
+{
+    return kv_float(ud, key, out);
+}
+
+static bool src_str(const void *ud, const char *key, char *out, size_t size)
+{
+    return kv_str(ud, key, out, size);
+}
+
+static bool src_arr_n(const void *ud, const char *key, size_t *n)
+{
+    int64_t id = gguf_find_key(ud, key);
+    if (id < 0 || gguf_get_kv_type(ud, id) != GGUF_TYPE_ARRAY)
+        return false;
+    *n = gguf_get_arr_n(ud, id);
+    return true;
 }
 
 static void read_hparams(const struct gguf_context *g, struct drv_gguf_info *info)
 {
-    const char *a = info->arch;
-    info->n_block = arch_u32(g, a, "block_count");
-    info->n_embd = arch_u32(g, a, "embedding_length");
-    info->n_head = arch_u32(g, a, "attention.head_count");
-    info->n_head_kv = arch_u32(g, a, "attention.head_count_kv");
-    if (info->n_head_kv == 0)
-        info->n_head_kv = info->n_head;
-    info->head_dim_k = arch_u32(g, a, "attention.key_length");
-    if (info->head_dim_k == 0 && info->n_head)
-        info->head_dim_k = info->n_embd / info->n_head;
-    info->head_dim_v = arch_u32(g, a, "attention.value_length");
-    if (info->head_dim_v == 0)
-        info->head_dim_v = info->head_dim_k;
-    info->head_dim_k_swa = arch_u32(g, a, "attention.key_length_swa");
-    info->head_dim_v_swa = arch_u32(g, a, "attention.value_length_swa");
-    info->n_ff = arch_u32(g, a, "feed_forward_length");
-    info->n_ctx_train = arch_u32(g, a, "context_length");
-    info->n_swa = arch_u32(g, a, "attention.sliding_window");
-    info->n_expert = arch_u32(g, a, "expert_count");
-    info->n_expert_used = arch_u32(g, a, "expert_used_count");
-    info->rope_dim = arch_u32(g, a, "rope.dimension_count");
-    char key[160];
-    snprintf(key, sizeof(key), "%s.rope.freq_base", a);
-    if (!kv_float(g, key, &info->rope_freq_base))
-        info->rope_freq_base = 0;
-    snprintf(key, sizeof(key), "%s.rope.scaling.type", a);
-    kv_str(g, key, info->rope_scaling, sizeof(info->rope_scaling));
-    snprintf(key, sizeof(key), "%s.rope.scaling.factor", a);
-    if (!kv_float(g, key, &info->rope_scaling_factor))
-        info->rope_scaling_factor = 0;
-    info->rope_orig_ctx = arch_u32(g, a, "rope.scaling.original_context_length");
-    read_layers(g, info);
-
+    struct drv_meta_src src = {
+        .ud = g, .ints = src_ints, .real = src_real, .str = src_str, .arr_n = src_arr_n};
+    drv_hparams_read(&src, info->arch, &info->hp);
     kv_str(g, "tokenizer.ggml.model", info->tokenizer, sizeof(info->tokenizer));
-    int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
-    if (tok >= 0 && gguf_get_kv_type(g, tok) == GGUF_TYPE_ARRAY)
-        info->n_vocab = (uint32_t)gguf_get_arr_n(g, tok);
-    else
-        info->n_vocab = arch_u32(g, a, "vocab_size");
     int64_t tmpl = gguf_find_key(g, "tokenizer.chat_template");
     info->has_chat_template = tmpl >= 0 && gguf_get_kv_type(g, tmpl) == GGUF_TYPE_STRING &&
                               gguf_get_val_str(g, tmpl)[0] != '\0';

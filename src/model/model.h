@@ -20,6 +20,77 @@ struct drv_gguf_type_stat {
 #define DRV_GGUF_MAX_TYPES  48
 #define DRV_GGUF_MAX_LAYERS 1024 /* blocks whose per-layer values are kept */
 
+/* ---- hparams: what a model's metadata keys mean (hparams.c) ------------------
+ * The one place that knows which GGUF metadata key holds which hyperparameter,
+ * what stands in for an absent one, and which layers of an architecture slide.
+ * The keys are read through struct drv_meta_src, so the same reading serves a
+ * GGUF file (gguf.c) and the "model_info" object of Ollama's POST /api/show
+ * (doctor), which carries the file's keys as JSON values. */
+
+/* A model's hyperparameters; 0 when absent. Per-layer arrays give their max. */
+struct drv_hparams {
+    uint32_t n_block;
+    uint32_t n_embd;
+    uint32_t n_head;
+    uint32_t n_head_kv;  /* attention.head_count_kv, else n_head */
+    uint32_t head_dim_k; /* attention.key_length, else n_embd / n_head */
+    uint32_t head_dim_v; /* attention.value_length, else head_dim_k */
+    /* sliding-window layers' head sizes (attention.key_length_swa and
+     * value_length_swa, gemma4); 0 when absent: head_dim_k and head_dim_v */
+    uint32_t head_dim_k_swa, head_dim_v_swa;
+    uint32_t n_ff; /* feed_forward_length (a MoE model may not use it: qwen3moe) */
+    uint32_t n_ctx_train;
+    uint32_t n_swa; /* attention.sliding_window */
+    /* Per block, when n_block <= DRV_GGUF_MAX_LAYERS (else all 0 and false):
+     * kv heads (attention.head_count_kv, an array in gemma4, else the scalar for
+     * every block), and which blocks attend through the sliding window
+     * (attention.sliding_window_pattern as an array; has_swa_layers is false
+     * when the metadata gives none, and the architecture decides:
+     * drv_hparams_arch_layer_is_swa). */
+    uint32_t layer_n_head_kv[DRV_GGUF_MAX_LAYERS];
+    bool has_swa_layers;
+    bool layer_swa[DRV_GGUF_MAX_LAYERS];
+    uint32_t n_expert;      /* expert_count (MoE) */
+    uint32_t n_expert_used; /* expert_used_count: experts a token runs through */
+    uint32_t n_ff_exp;      /* expert_feed_forward_length: one expert's FFN */
+    uint32_t rope_dim;      /* rope.dimension_count */
+    double rope_freq_base;
+    char rope_scaling[24]; /* rope.scaling.type ("" = none) */
+    double rope_scaling_factor;
+    uint32_t rope_orig_ctx;
+    uint32_t n_vocab; /* tokenizer.ggml.tokens length, else <arch>.vocab_size */
+};
+
+/* Where metadata keys are looked up. Each function gets ud and a whole key
+ * ("llama.block_count") and returns false when the key is absent or of
+ * another type; a source may report an array it elided (Ollama sends null in
+ * place of arrays unless asked to be verbose) as absent. */
+struct drv_meta_src {
+    const void *ud;
+    /* The key's integer values (bools are 0 and 1, negatives 0): a scalar is
+     * one value, an array (*is_arr) its elements. Stores the first min(*n, cap)
+     * of them in out and their number in *n. False for an empty array too. */
+    bool (*ints)(const void *ud, const char *key, uint64_t *out, size_t cap, size_t *n,
+                 bool *is_arr);
+    /* A number, floating point or integer. */
+    bool (*real)(const void *ud, const char *key, double *out);
+    /* A string, cut to size bytes. */
+    bool (*str)(const void *ud, const char *key, char *out, size_t size);
+    /* An array of any element type: its length in *n. */
+    bool (*arr_n)(const void *ud, const char *key, size_t *n);
+};
+
+/* Reads the hyperparameters of a model of architecture arch (general.architecture)
+ * from src into *out (cleared first). Never fails: what src lacks is 0 or its
+ * stand-in. */
+void drv_hparams_read(const struct drv_meta_src *src, const char *arch, struct drv_hparams *out);
+
+/* Whether block il of an architecture slides when its metadata does not list
+ * the sliding blocks: llama.cpp's pattern for the architecture (set_swa_pattern:
+ * of every n blocks the last is global), and for one it does not name, every
+ * block (Mistral v0.1 style). Only meaningful for a model with a window. */
+bool drv_hparams_arch_layer_is_swa(const char *arch, uint32_t il);
+
 struct drv_gguf_info {
     uint64_t file_size; /* bytes */
     uint32_t version;   /* GGUF format version */
@@ -33,37 +104,8 @@ struct drv_gguf_info {
     uint64_t tensor_bytes;
     struct drv_gguf_type_stat types[DRV_GGUF_MAX_TYPES];
     int n_types;
-    /* hyperparameters (<arch>.*); 0 when absent. Per-layer arrays give their max. */
-    uint32_t n_block;
-    uint32_t n_embd;
-    uint32_t n_head;
-    uint32_t n_head_kv;
-    uint32_t head_dim_k; /* attention.key_length, else n_embd / n_head */
-    uint32_t head_dim_v; /* attention.value_length, else head_dim_k */
-    /* sliding-window layers' head sizes (attention.key_length_swa and
-     * value_length_swa, gemma4); 0 when absent: head_dim_k and head_dim_v */
-    uint32_t head_dim_k_swa, head_dim_v_swa;
-    uint32_t n_ff;
-    uint32_t n_ctx_train;
-    uint32_t n_swa; /* attention.sliding_window */
-    /* Per block, when n_block <= DRV_GGUF_MAX_LAYERS (else all 0 and false):
-     * kv heads (attention.head_count_kv, an array in gemma4, else the scalar for
-     * every block), and which blocks attend through the sliding window
-     * (attention.sliding_window_pattern as an array; has_swa_layers is false
-     * when the file gives none, and the architecture decides). */
-    uint32_t layer_n_head_kv[DRV_GGUF_MAX_LAYERS];
-    bool has_swa_layers;
-    bool layer_swa[DRV_GGUF_MAX_LAYERS];
-    uint32_t n_expert;
-    uint32_t n_expert_used;
-    uint32_t rope_dim; /* rope.dimension_count */
-    double rope_freq_base;
-    char rope_scaling[24]; /* rope.scaling.type ("" = none) */
-    double rope_scaling_factor;
-    uint32_t rope_orig_ctx;
-    /* tokenizer */
-    uint32_t n_vocab;   /* tokenizer.ggml.tokens length, else <arch>.vocab_size */
-    char tokenizer[32]; /* tokenizer.ggml.model */
+    struct drv_hparams hp; /* hyperparameters (drv_hparams_read) */
+    char tokenizer[32];    /* tokenizer.ggml.model */
     bool has_chat_template;
 };
 
@@ -157,8 +199,9 @@ int drv_shape_check(const struct drv_model_shape *s, struct drv_err *err);
 /* Parameters (weight elements) of a model of shape s, norms and biases included. */
 uint64_t drv_shape_params(const struct drv_model_shape *s);
 /* Whether block il of shape s attends through the sliding window only: for
- * gemma3 and gemma4, 5 of every 6 (il % 6 < 5), as llama.cpp sets gemma3's
- * pattern and Gemma 3 and 4's config.json layer_types list them. */
+ * gemma3 and gemma4, 5 of every 6 (il % 6 < 5, drv_hparams_arch_layer_is_swa),
+ * as llama.cpp sets gemma3's pattern and Gemma 3 and 4's config.json
+ * layer_types list them. */
 bool drv_shape_layer_is_swa(const struct drv_model_shape *s, uint32_t il);
 
 /* ---- synth: a random-weight GGUF with a model's exact shapes (synth.c) ------- */
@@ -276,6 +319,10 @@ struct drv_fit_model {
  * when a block index is >= m->n_layer or DRV_FIT_MAX_LAYERS. */
 int drv_fit_model_from_tensors(const struct drv_tensor_size *t, int n, struct drv_fit_model *m,
                                struct drv_err *err);
+/* Sets m's arch and hyperparameters (every field but the name, quant and
+ * bytes) from hp, as a GGUF file's or Ollama's POST /api/show gives them. */
+void drv_fit_model_set_hparams(struct drv_fit_model *m, const char *arch,
+                               const struct drv_hparams *hp);
 /* MODEL: a GGUF path (has a '/' or ends in .gguf) or a catalog name with an
  * optional "-QUANT" suffix (qwen3:8b = q4_k_m, qwen3:8b-q8_0). An unknown name
  * fails with DRV_ENOENT and close matches in the message. */

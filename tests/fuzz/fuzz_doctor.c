@@ -2,6 +2,7 @@
  * are outside input), then every check on whatever they made of it. */
 #include "base/base.h"
 #include "doctor/doctor.h"
+#include "model/model.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,10 +19,48 @@ static void must_say_why(int rc, const struct drv_err *err)
         __builtin_trap();
 }
 
+/* A machine with a GPU, so that the checks that plan with drover fit (partial
+ * offload, KV cache type) run on the shapes the parsers made. */
+static const char LAPTOP[] =
+    "{\"version\":1,\"cpu\":{\"model\":\"x\",\"sockets\":1,\"cores\":8,\"threads\":16,"
+    "\"features\":[],\"l2_bytes\":0,\"l3_bytes\":0},\"memory\":{\"total_bytes\":62277025792,"
+    "\"available_bytes\":58000000000,\"swap_total_bytes\":0,\"swap_free_bytes\":0,"
+    "\"bandwidth_gbps\":38.5},\"devices\":[{\"name\":\"CUDA0\",\"description\":\"x\","
+    "\"type\":\"gpu\",\"memory_total_bytes\":8589934592,\"memory_free_bytes\":6657199308},"
+    "{\"name\":\"CPU\",\"description\":\"x\",\"type\":\"cpu\",\"memory_total_bytes\":"
+    "62277025792,\"memory_free_bytes\":58000000000}],\"amd\":[],\"nvidia\":[],\"problems\":[]}";
+
+/* A node's model shape must make a fit model fit can compute with, or none. */
+static void fit_the_shapes(const struct drv_doctor_node *n, const struct drv_hw *hw)
+{
+    static struct drv_fit_model fm;
+    static struct drv_fit_result r;
+    for (int i = 0; i < n->n_models; i++) {
+        if (drv_doctor_fit_model(&n->models[i], &fm) != 0)
+            continue;
+        if (fm.n_layer == 0 || fm.n_layer > DRV_FIT_MAX_LAYERS)
+            __builtin_trap();
+        uint32_t ctx = n->models[i].context_length % 300000;
+        (void)drv_fit_kv_bytes(&fm, DRV_FIT_KV_Q8_0, ctx, 4);
+        struct drv_fit_params p = drv_fit_default_params();
+        p.n_ctx = ctx ? ctx : 1;
+        drv_fit_plan(&fm, hw, &p, &r);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct drv_doctor_node nodes[2];
     static struct drv_doctor_result result;
+    static struct drv_hw hw;
+    static int have_hw;
+    if (!have_hw) {
+        struct drv_err e;
+        drv_err_init(&e);
+        if (drv_probe_profile_parse(LAPTOP, strlen(LAPTOP), &hw, &e) != 0)
+            __builtin_trap();
+        have_hw = 1;
+    }
     static const parse_fn parsers[] = {drv_doctor_parse_status, drv_doctor_parse_ps,
                                        drv_doctor_parse_tags, drv_doctor_parse_props,
                                        drv_doctor_parse_models};
@@ -50,6 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (n->n_models > DRV_DOCTOR_MAX_MODELS)
         __builtin_trap();
+    fit_the_shapes(n, &hw);
+    n->have_hw = true;
+    n->hw = hw;
     /* every check, as each kind of node, copes with what was parsed */
     n->speed.state = 1;
     n->speed.n = 1;

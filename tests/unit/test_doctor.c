@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,73 @@ static const char OLLAMA_SHOW_MISTRAL[] =
     "\"llama.attention.head_count_kv\":8,\"llama.block_count\":32,\"llama.context_length\":"
     "32768,\"llama.embedding_length\":4096,\"llama.vocab_size\":32768},\"capabilities\":["
     "\"completion\",\"tools\"]}";
+/* POST /api/show of models whose layers differ, shaped as Ollama answers without
+ * "verbose" (GGUF arrays come as null, general.name and the chat template are
+ * left out); keys and values are those of the models' GGUF files (MODELS.md).
+ * gemma3:4b: a 1024-token window on 5 of every 6 layers, which llama.cpp's
+ * gemma3 pattern decides (the file lists no layers) */
+static const char OLLAMA_SHOW_GEMMA3[] =
+    "{\"parameters\":\"stop                           \\\"<end_of_turn>\\\"\",\"details\":{"
+    "\"format\":\"gguf\",\"family\":\"gemma3\",\"parameter_size\":\"4.3B\",\"quantization_level\":"
+    "\"Q4_K_M\"},\"model_info\":{\"gemma3.attention.head_count\":8,"
+    "\"gemma3.attention.head_count_kv\":4,\"gemma3.attention.key_length\":256,"
+    "\"gemma3.attention.layer_norm_rms_epsilon\":0.000001,\"gemma3.attention.sliding_window\":1024,"
+    "\"gemma3.attention.value_length\":256,\"gemma3.block_count\":34,\"gemma3.context_length\":"
+    "131072,\"gemma3.embedding_length\":2560,\"gemma3.feed_forward_length\":10240,"
+    "\"gemma3.mm.tokens_per_image\":256,\"gemma3.rope.scaling.factor\":8,"
+    "\"gemma3.rope.scaling.type\":\"linear\",\"general.architecture\":\"gemma3\","
+    "\"general.file_type\":15,\"general.parameter_count\":4299915632,"
+    "\"general.quantization_version\":2,\"tokenizer.ggml.add_bos_token\":true,"
+    "\"tokenizer.ggml.bos_token_id\":2,\"tokenizer.ggml.eos_token_id\":1,\"tokenizer.ggml.merges\":"
+    "null,\"tokenizer.ggml.model\":\"llama\",\"tokenizer.ggml.scores\":null,"
+    "\"tokenizer.ggml.token_type\":null,\"tokenizer.ggml.tokens\":null},\"capabilities\":["
+    "\"completion\",\"vision\"]}";
+static const char OLLAMA_PS_GEMMA3[] =
+    "{\"models\":[{\"name\":\"gemma3:4b\",\"model\":\"gemma3:4b\",\"size\":7516192768,\"digest\":"
+    "\"a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a\",\"details\":{"
+    "\"format\":\"gguf\",\"family\":\"gemma3\",\"parameter_size\":\"4.3B\",\"quantization_level\":"
+    "\"Q4_K_M\"},\"expires_at\":\"2026-11-25T22:33:42Z\",\"size_vram\":5690831667,"
+    "\"context_length\":131072}]}";
+static const char OLLAMA_TAGS_GEMMA3[] =
+    "{\"models\":[{\"name\":\"gemma3:4b\",\"model\":\"gemma3:4b\",\"size\":3338801804,\"details\":"
+    "{\"format\":\"gguf\",\"family\":\"gemma3\",\"parameter_size\":\"4.3B\","
+    "\"quantization_level\":\"Q4_K_M\"}}]}";
+/* qwen3:30b (Qwen3-30B-A3B): 128 experts of 768, 8 per token; the dense
+ * feed_forward_length is in the file but unused */
+static const char OLLAMA_SHOW_QWEN3MOE[] =
+    "{\"details\":{\"format\":\"gguf\",\"family\":\"qwen3moe\",\"parameter_size\":\"30.5B\","
+    "\"quantization_level\":\"Q4_K_M\"},\"model_info\":{\"general.architecture\":\"qwen3moe\","
+    "\"general.file_type\":15,\"general.parameter_count\":30532122624,"
+    "\"qwen3moe.attention.head_count\":32,\"qwen3moe.attention.head_count_kv\":4,"
+    "\"qwen3moe.attention.key_length\":128,\"qwen3moe.attention.layer_norm_rms_epsilon\":0.000001,"
+    "\"qwen3moe.attention.value_length\":128,\"qwen3moe.block_count\":48,"
+    "\"qwen3moe.context_length\":262144,\"qwen3moe.embedding_length\":2048,"
+    "\"qwen3moe.expert_count\":128,\"qwen3moe.expert_feed_forward_length\":768,"
+    "\"qwen3moe.expert_used_count\":8,\"qwen3moe.feed_forward_length\":6144,"
+    "\"qwen3moe.rope.freq_base\":10000000,\"tokenizer.ggml.model\":\"gpt2\","
+    "\"tokenizer.ggml.tokens\":null},\"capabilities\":[\"completion\",\"tools\",\"thinking\"]}";
+/* gemma4:26b as Ollama answers with "verbose": true (arrays of 30 layers:
+ * 8 kv heads of 256 on the sliding layers, 2 of 512 on every sixth, global) */
+#define GEMMA4_INFO(kv, pattern)                                                                   \
+    "{\"details\":{\"format\":\"gguf\",\"family\":\"gemma4\",\"parameter_size\":\"25.2B\","        \
+    "\"quantization_level\":\"Q4_K_M\"},\"model_info\":{\"general.architecture\":\"gemma4\","      \
+    "\"general.parameter_count\":25233142046,\"gemma4.attention.head_count\":16,"                  \
+    "\"gemma4.attention.head_count_kv\":" kv ",\"gemma4.attention.key_length\":512,"               \
+    "\"gemma4.attention.key_length_swa\":256,\"gemma4.attention.value_length\":512,"               \
+    "\"gemma4.attention.value_length_swa\":256,\"gemma4.attention.sliding_window\":1024,"          \
+    "\"gemma4.attention.sliding_window_pattern\":" pattern ",\"gemma4.block_count\":30,"           \
+    "\"gemma4.context_length\":262144,\"gemma4.embedding_length\":2816,"                           \
+    "\"gemma4.expert_count\":128,\"gemma4.expert_feed_forward_length\":704,"                       \
+    "\"gemma4.expert_used_count\":8,\"gemma4.feed_forward_length\":2112,"                          \
+    "\"gemma4.final_logit_softcapping\":30,\"tokenizer.ggml.tokens\":null},\"capabilities\":["     \
+    "\"completion\",\"vision\",\"thinking\"]}"
+static const char OLLAMA_SHOW_GEMMA4_VERBOSE[] =
+    GEMMA4_INFO("[8,8,8,8,8,2,8,8,8,8,8,2,8,8,8,8,8,2,8,8,8,8,8,2,8,8,8,8,8,2]",
+                "[true,true,true,true,true,false,true,true,true,true,true,false,"
+                "true,true,true,true,true,false,true,true,true,true,true,false,"
+                "true,true,true,true,true,false]");
+/* ... and without "verbose": the arrays are null */
+static const char OLLAMA_SHOW_GEMMA4[] = GEMMA4_INFO("null", "null");
 /* POST /api/chat to qwen3 with a 64-token budget and no think field: all reasoning */
 static const char OLLAMA_CHAT_EMPTY[] =
     "{\"model\":\"qwen3:8b\",\"created_at\":\"2025-10-02T09:12:44.101915Z\",\"message\":{\"role\":"
@@ -331,8 +399,8 @@ static void parsers_read_the_recorded_answers(void **state)
     assert_true(m->size == 6414080 && m->size_vram == 0 && m->context_length == 2048);
     assert_true(m->file_size == 1185376);
     assert_int_equal(n->n_available, 1);
-    assert_true(m->have_show && m->n_layer == 5 && m->n_embd == 64 && m->n_head == 8 &&
-                m->n_head_kv == 4 && m->head_dim == 8 && m->n_ctx_train == 2048);
+    assert_true(m->have_show && m->hp.n_block == 5 && m->hp.n_embd == 64 && m->hp.n_head == 8 &&
+                m->hp.n_head_kv == 4 && m->hp.head_dim_k == 8 && m->hp.n_ctx_train == 2048);
     free(n);
 
     n = node_new("o", "http://gpu:11434", DRV_BENCH_KIND_OLLAMA);
@@ -341,7 +409,7 @@ static void parsers_read_the_recorded_answers(void **state)
     m = &n->models[0];
     assert_int_equal(m->num_thread, 12);
     assert_int_equal(m->num_gpu, -1);
-    assert_true(m->n_vocab == 32768 && m->n_head_kv == 8 && m->n_params == 7248023552ull);
+    assert_true(m->hp.n_vocab == 32768 && m->hp.n_head_kv == 8 && m->n_params == 7248023552ull);
     assert_string_equal(m->quant, "Q4_0");
     free(n);
 
@@ -623,6 +691,191 @@ static void partial_offload_that_need_not_be(void **state)
     r = run1(n);
     assert_non_null(f = find(r, "partial-offload"));
     assert_int_equal(f->severity, DRV_DOCTOR_HINT);
+    free(r);
+    free(n);
+}
+
+/* ---- the shape from POST /api/show, read as drover fit reads a GGUF file ----------- */
+
+static struct drv_doctor_model *shown(const char *name, uint64_t file_size, const char *show)
+{
+    struct drv_doctor_model *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    drv_strlcpy(m->name, name, sizeof(m->name));
+    m->file_size = file_size;
+    m->num_gpu = -1;
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_doctor_parse_show(m, show, strlen(show), &err), 0);
+    return m;
+}
+
+/* drover fit's model of a catalog entry: synth's exact tensors and shape */
+static struct drv_fit_model *catalog_model(const char *name)
+{
+    struct drv_fit_model *fm = calloc(1, sizeof(*fm));
+    assert_non_null(fm);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_fit_model_load(name, fm, &err), 0);
+    return fm;
+}
+
+static struct drv_fit_model *doctor_model(const struct drv_doctor_model *m)
+{
+    struct drv_fit_model *fm = calloc(1, sizeof(*fm));
+    assert_non_null(fm);
+    assert_int_equal(drv_doctor_fit_model(m, fm), 0);
+    return fm;
+}
+
+/* The KV cache is fit's formula on the shape, so the doctor's must be the
+ * catalog model's to the byte, at any context and cache type. */
+static void assert_same_kv(const struct drv_fit_model *a, const struct drv_fit_model *b)
+{
+    const uint32_t ctx[] = {2048, 8192, 131072};
+    for (size_t i = 0; i < sizeof(ctx) / sizeof(ctx[0]); i++) {
+        assert_int_equal(drv_fit_kv_bytes(a, DRV_FIT_KV_F16, ctx[i], 1),
+                         drv_fit_kv_bytes(b, DRV_FIT_KV_F16, ctx[i], 1));
+        assert_int_equal(drv_fit_kv_bytes(a, DRV_FIT_KV_Q8_0, ctx[i], 2),
+                         drv_fit_kv_bytes(b, DRV_FIT_KV_Q8_0, ctx[i], 2));
+    }
+    assert_int_equal(drv_fit_kv_bytes_per_token(a, DRV_FIT_KV_F16),
+                     drv_fit_kv_bytes_per_token(b, DRV_FIT_KV_F16));
+}
+
+static double expert_share(const struct drv_fit_model *fm)
+{
+    uint64_t layers = 0;
+    for (uint32_t il = 0; il < fm->n_layer; il++)
+        layers += fm->layer_bytes[il];
+    return (double)fm->expert_bytes / (double)layers;
+}
+
+static void show_gemma3_slides_as_llama_cpp_does(void **state)
+{
+    (void)state;
+    struct drv_doctor_model *m = shown("gemma3:4b", 3338801804ull, OLLAMA_SHOW_GEMMA3);
+    struct drv_fit_model *fm = doctor_model(m), *cat = catalog_model("gemma3:4b");
+    assert_string_equal(fm->arch, "gemma3");
+    assert_int_equal(fm->n_layer, 34);
+    assert_int_equal(fm->n_swa, 1024);
+    assert_int_equal(fm->head_dim_k, 256);
+    assert_int_equal(fm->n_ff, 10240); /* the file's, not a guess */
+    assert_false(fm->has_swa_layers);  /* the file lists none: the architecture's 5:1 */
+    int sliding = 0;
+    for (uint32_t il = 0; il < fm->n_layer; il++) {
+        assert_int_equal(drv_fit_layer_is_swa(fm, il), il % 6 < 5);
+        assert_int_equal(drv_fit_layer_is_swa(fm, il), drv_fit_layer_is_swa(cat, il));
+        assert_int_equal(fm->layer_n_head_kv[il], 4);
+        sliding += drv_fit_layer_is_swa(fm, il);
+    }
+    assert_int_equal(sliding, 29);
+    assert_same_kv(fm, cat);
+    /* 5 global layers of 34 grow with the context: about a fifth of uniform layers' */
+    assert_true(drv_fit_kv_bytes(fm, DRV_FIT_KV_F16, 131072, 1) * 5 <
+                34ull * 131072 * 2 * 4 * 256 * 2);
+    free(fm);
+    free(cat);
+    free(m);
+}
+
+static void show_qwen3moe_reads_few_experts(void **state)
+{
+    (void)state;
+    struct drv_doctor_model *m = shown("qwen3:30b", 18556701216ull, OLLAMA_SHOW_QWEN3MOE);
+    assert_int_equal(m->hp.n_ff_exp, 768);
+    struct drv_fit_model *fm = doctor_model(m), *cat = catalog_model("qwen3:30b");
+    assert_int_equal(fm->n_expert, 128);
+    assert_int_equal(fm->n_expert_used, 8);
+    assert_int_equal(fm->n_swa, 0);
+    assert_same_kv(fm, cat);
+    /* the experts' share of the blocks, from the shape: within a few % of the
+     * real tensors' (attention and router are ~3 % of a block) */
+    double share = expert_share(fm), real = expert_share(cat);
+    assert_true(share > 0.9 && share < 1.0);
+    assert_true(fabs(share - real) < 0.03);
+    /* so a token reads about a tenth of the weights, as fit says of the file */
+    struct drv_hw *hw = calloc(1, sizeof(*hw));
+    struct drv_fit_result *r = calloc(1, sizeof(*r)), *rc = calloc(1, sizeof(*rc));
+    assert_true(hw && r && rc);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_probe_profile_parse(HW_LAPTOP, strlen(HW_LAPTOP), hw, &err), 0);
+    struct drv_fit_params p = drv_fit_default_params();
+    drv_fit_plan(fm, hw, &p, r);
+    drv_fit_plan(cat, hw, &p, rc);
+    assert_true(r->read_per_token * 5 < fm->total_bytes);
+    assert_true(r->read_per_token < rc->read_per_token * 1.3 &&
+                rc->read_per_token < r->read_per_token * 1.3);
+    free(hw);
+    free(r);
+    free(rc);
+    free(fm);
+    free(cat);
+    free(m);
+}
+
+static void show_gemma4_arrays_give_each_layer(void **state)
+{
+    (void)state;
+    struct drv_doctor_model *m = shown("gemma4:26b", 18000000000ull, OLLAMA_SHOW_GEMMA4_VERBOSE);
+    struct drv_fit_model *fm = doctor_model(m), *cat = catalog_model("gemma4:26b");
+    assert_true(fm->per_layer_kv && fm->has_swa_layers);
+    assert_int_equal(fm->head_dim_k, 512);
+    assert_int_equal(fm->head_dim_k_swa, 256);
+    assert_int_equal(fm->head_dim_v_swa, 256);
+    assert_int_equal(fm->n_expert, 128);
+    assert_int_equal(fm->n_expert_used, 8);
+    for (uint32_t il = 0; il < fm->n_layer; il++) {
+        assert_int_equal(fm->layer_n_head_kv[il], il % 6 < 5 ? 8 : 2);
+        assert_int_equal(fm->layer_n_head_kv[il], cat->layer_n_head_kv[il]);
+        assert_int_equal(fm->swa_layer[il], il % 6 < 5);
+    }
+    assert_same_kv(fm, cat);
+    double share = expert_share(fm);
+    assert_true(share > 0.85 && share < 1.0);
+    free(fm);
+    free(m);
+
+    /* without "verbose" the arrays are null: gemma4's 5:1 pattern still holds,
+     * and every layer gets n_head kv heads, which can only over-count */
+    m = shown("gemma4:26b", 18000000000ull, OLLAMA_SHOW_GEMMA4);
+    fm = doctor_model(m);
+    assert_false(fm->has_swa_layers);
+    for (uint32_t il = 0; il < fm->n_layer; il++) {
+        assert_int_equal(drv_fit_layer_is_swa(fm, il), drv_fit_layer_is_swa(cat, il));
+        assert_int_equal(fm->layer_n_head_kv[il], 16);
+    }
+    assert_true(drv_fit_kv_bytes(fm, DRV_FIT_KV_F16, 8192, 1) >
+                drv_fit_kv_bytes(cat, DRV_FIT_KV_F16, 8192, 1));
+    free(fm);
+    free(cat);
+    free(m);
+}
+
+/* What the user sees: the KV cache of a partly offloaded gemma3 is its windowed
+ * cache, not 34 full layers (which would be 17 GiB at this context). */
+static void partial_offload_counts_the_sliding_window(void **state)
+{
+    (void)state;
+    struct drv_doctor_node *n = node_new("ollama", "http://gpu:11434", DRV_BENCH_KIND_OLLAMA);
+    feed(n, drv_doctor_parse_ps, OLLAMA_PS_GEMMA3);
+    feed(n, drv_doctor_parse_tags, OLLAMA_TAGS_GEMMA3);
+    feed_show(n, 0, OLLAMA_SHOW_GEMMA3);
+    feed_hw(n, HW_LAPTOP, "hw = laptop.json");
+    n->hw.devices[0].memory_free_bytes = 5905580032; /* 5.5 GiB */
+    struct drv_doctor_result *r = run1(n);
+    const struct drv_doctor_finding *f = find(r, "partial-offload");
+    assert_non_null(f);
+    assert_has(f->title, "gemma3:4b: only 76% on the GPU; all of it fits with a smaller context");
+    struct drv_fit_model *cat = catalog_model("gemma3:4b");
+    char kv[32], line[96];
+    drv_fmt_bytes(drv_fit_kv_bytes(cat, DRV_FIT_KV_F16, 131072, 1), kv, sizeof(kv));
+    snprintf(line, sizeof(line), "KV cache f16 for 1 x 131072 tokens: %s (drover fit", kv);
+    assert_has(f->evidence, line);
+    assert_has(f->fix, "OLLAMA_CONTEXT_LENGTH=65536");
+    free(cat);
     free(r);
     free(n);
 }
@@ -1179,6 +1432,10 @@ int main(void)
         cmocka_unit_test(gpu_unused_when_the_model_sits_in_ram),
         cmocka_unit_test(gpu_backend_missing),
         cmocka_unit_test(partial_offload_that_need_not_be),
+        cmocka_unit_test(show_gemma3_slides_as_llama_cpp_does),
+        cmocka_unit_test(show_qwen3moe_reads_few_experts),
+        cmocka_unit_test(show_gemma4_arrays_give_each_layer),
+        cmocka_unit_test(partial_offload_counts_the_sliding_window),
         cmocka_unit_test(thinking_budget_spent_on_reasoning),
         cmocka_unit_test(regression_beyond_the_spread),
         cmocka_unit_test(slow_against_the_roofline),

@@ -38,14 +38,14 @@ static void stories_shape(void **state)
     drv_err_init(&err);
     assert_int_equal(drv_gguf_inspect_file(STORIES, &in, &err), 0);
     assert_string_equal(in.arch, "llama");
-    assert_int_equal(in.n_block, 5);
-    assert_int_equal(in.n_embd, 64);
-    assert_int_equal(in.n_head, 8);
-    assert_int_equal(in.n_head_kv, 4);
-    assert_int_equal(in.head_dim_k, 8);
-    assert_int_equal(in.n_ff, 172);
-    assert_int_equal(in.n_ctx_train, 2048);
-    assert_int_equal(in.n_vocab, 512);
+    assert_int_equal(in.hp.n_block, 5);
+    assert_int_equal(in.hp.n_embd, 64);
+    assert_int_equal(in.hp.n_head, 8);
+    assert_int_equal(in.hp.n_head_kv, 4);
+    assert_int_equal(in.hp.head_dim_k, 8);
+    assert_int_equal(in.hp.n_ff, 172);
+    assert_int_equal(in.hp.n_ctx_train, 2048);
+    assert_int_equal(in.hp.n_vocab, 512);
     assert_string_equal(in.tokenizer, "llama");
     assert_string_equal(in.quant, "F32");
     assert_int_equal(in.n_tensors, 48);
@@ -54,7 +54,7 @@ static void stories_shape(void **state)
     assert_string_equal(in.types[0].type, "f32");
     assert_int_equal(in.types[0].n_bytes, 292800 * 4);
     assert_false(in.has_chat_template);
-    assert_int_equal(in.n_expert, 0);
+    assert_int_equal(in.hp.n_expert, 0);
     assert_int_equal(in.file_size, 1185376);
 }
 
@@ -65,9 +65,9 @@ static void tiny_random_has_f16_and_big_vocab(void **state)
     struct drv_err err;
     drv_err_init(&err);
     assert_int_equal(drv_gguf_inspect_file(TINY, &in, &err), 0);
-    assert_int_equal(in.n_vocab, 32000);
-    assert_int_equal(in.n_block, 1);
-    assert_int_equal(in.n_embd, 8);
+    assert_int_equal(in.hp.n_vocab, 32000);
+    assert_int_equal(in.hp.n_block, 1);
+    assert_int_equal(in.hp.n_embd, 8);
     bool has_f16 = false;
     uint64_t sum = 0;
     for (int i = 0; i < in.n_types; i++) {
@@ -185,7 +185,7 @@ static void string_array_under_numeric_key(void **state)
     struct drv_gguf_info *in = malloc(sizeof(*in));
     assert_int_equal(drv_gguf_inspect_buffer(g.b, g.n, in, NULL), 0);
     assert_string_equal(in->arch, "llama");
-    assert_int_equal(in->n_block, 0);
+    assert_int_equal(in->hp.n_block, 0);
     free(in);
 }
 
@@ -412,13 +412,13 @@ static void synth_writes_what_inspect_reads(void **state)
     unlink(path);
     assert_string_equal(in.arch, "qwen3");
     assert_string_equal(in.quant, "Q4_K_M");
-    assert_int_equal(in.n_block, 2);
-    assert_int_equal(in.n_embd, 256);
-    assert_int_equal(in.n_head, 4);
-    assert_int_equal(in.n_head_kv, 2);
-    assert_int_equal(in.head_dim_k, 128);
-    assert_int_equal(in.n_ff, 512);
-    assert_int_equal(in.n_vocab, 600);
+    assert_int_equal(in.hp.n_block, 2);
+    assert_int_equal(in.hp.n_embd, 256);
+    assert_int_equal(in.hp.n_head, 4);
+    assert_int_equal(in.hp.n_head_kv, 2);
+    assert_int_equal(in.hp.head_dim_k, 128);
+    assert_int_equal(in.hp.n_ff, 512);
+    assert_int_equal(in.hp.n_vocab, 600);
     assert_string_equal(in.tokenizer, "llama");
     /* token_embd + 2 x (4 norms + q k v o + gate up down) + output_norm + output */
     assert_int_equal(in.n_tensors, 1 + 2 * 11 + 2);
@@ -830,15 +830,15 @@ static void synth_gemma4_reads_back(void **state)
     assert_int_equal(in->tensor_bytes, drv_synth_tensor_bytes(&p));
     /* token_embd, rope_freqs, output_norm; 23 tensors a block, 22 in the global one */
     assert_int_equal(in->n_tensors, 3 + 7 * 23 + 22);
-    assert_int_equal(in->n_head_kv, 2);
-    assert_int_equal(in->head_dim_k, 128);
-    assert_int_equal(in->head_dim_k_swa, 64);
-    assert_int_equal(in->head_dim_v_swa, 64);
-    assert_int_equal(in->n_swa, 64);
-    assert_true(in->has_swa_layers);
+    assert_int_equal(in->hp.n_head_kv, 2);
+    assert_int_equal(in->hp.head_dim_k, 128);
+    assert_int_equal(in->hp.head_dim_k_swa, 64);
+    assert_int_equal(in->hp.head_dim_v_swa, 64);
+    assert_int_equal(in->hp.n_swa, 64);
+    assert_true(in->hp.has_swa_layers);
     for (uint32_t il = 0; il < 8; il++) {
-        assert_int_equal(in->layer_swa[il], il != 5);
-        assert_int_equal(in->layer_n_head_kv[il], il != 5 ? 2 : 1);
+        assert_int_equal(in->hp.layer_swa[il], il != 5);
+        assert_int_equal(in->hp.layer_n_head_kv[il], il != 5 ? 2 : 1);
     }
     /* 7 attn_v (blocks 0-4, 6, 7): ranks 2, 5 and 6 of 7 get q6_K, as does the
      * tied token_embd; judged by block index of 8 it would be 4 (0, 3, 6, 7) */
