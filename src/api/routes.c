@@ -321,6 +321,29 @@ static void h_show(struct drv_http_req *req, void *ud)
     json_object_set_new(info, key, json_integer(m->head_count));
     snprintf(key, sizeof(key), "%s.attention.head_count_kv", m->family);
     json_object_set_new(info, key, json_integer(m->head_count_kv));
+    /* the rest of the shape that sizing needs (drover doctor reads these as it
+     * reads a GGUF), under Ollama's keys, when the file has them */
+    const struct {
+        const char *suffix;
+        uint32_t v;
+    } more[] = {
+        {"attention.key_length", m->key_length},
+        {"attention.value_length", m->value_length},
+        {"attention.key_length_swa", m->key_length_swa},
+        {"attention.value_length_swa", m->value_length_swa},
+        {"attention.sliding_window", m->sliding_window},
+        {"feed_forward_length", m->feed_forward_length},
+        {"expert_count", m->expert_count},
+        {"expert_used_count", m->expert_used_count},
+        {"expert_feed_forward_length", m->expert_feed_forward_length},
+        {"vocab_size", m->vocab_size},
+    };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+        if (more[i].v == 0)
+            continue;
+        snprintf(key, sizeof(key), "%s.%s", m->family, more[i].suffix);
+        json_object_set_new(info, key, json_integer(more[i].v));
+    }
     json_t *caps = json_array();
     json_array_append_new(caps, json_string("completion"));
     json_t *o = json_pack(

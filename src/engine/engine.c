@@ -596,6 +596,17 @@ static void fill_desc(const struct drv_emodel *m, struct drv_model_desc *d)
     d->block_count = m->info.hp.n_block;
     d->head_count = m->info.hp.n_head;
     d->head_count_kv = m->info.hp.n_head_kv;
+    const struct drv_hparams *hp = &m->info.hp;
+    d->key_length = hp->head_dim_k;
+    d->value_length = hp->head_dim_v;
+    d->key_length_swa = hp->head_dim_k_swa;
+    d->value_length_swa = hp->head_dim_v_swa;
+    d->feed_forward_length = hp->n_ff;
+    d->sliding_window = hp->n_swa;
+    d->expert_count = hp->n_expert;
+    d->expert_used_count = hp->n_expert_used;
+    d->expert_feed_forward_length = hp->n_ff_exp;
+    d->vocab_size = hp->n_vocab;
     d->size_resident = m->size_resident;
     d->size_vram = m->size_vram;
     d->context_length = m->n_ctx_slot;

@@ -105,6 +105,7 @@ generate() { # generate FILE MODEL
     -d "{\"model\":\"$2\",\"prompt\":\"hello world\",\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":8}}")
   CODE=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
+  SHOW=$(curl -s -m 10 "http://127.0.0.1:$port/api/show" -d "{\"model\":\"$2\"}")
   kill "$pid" 2>/dev/null
   wait "$pid"
   SERVE_RC=$?
@@ -117,6 +118,20 @@ for f in t-q4_0 t-q4_k_m t-q5_k_m t-q8_0 t-f16 q2-f16 q3-f16 moe-q4_k_m g3-q8_0 
     pass
   else
     fail "generate from $f: HTTP $CODE, serve exit $SERVE_RC: $BODY $(tail -3 "$T_TMP/serve.log")"
+  fi
+  # /api/show's model_info carries the shape sizing needs (drover doctor reads it)
+  want=
+  case $f in
+  moe-q4_k_m) want='i["qwen3moe.expert_count"] === 8 && i["qwen3moe.expert_used_count"] === 2 && i["qwen3moe.expert_feed_forward_length"] === 128' ;;
+  g3-q8_0) want='i["gemma3.attention.sliding_window"] === 64 && i["gemma3.attention.key_length"] === 64' ;;
+  t-q4_0) want='i["llama.vocab_size"] > 0 && i["llama.feed_forward_length"] > 0 && !("llama.expert_count" in i)' ;;
+  esac
+  if [ -n "$want" ]; then
+    if printf '%s' "$SHOW" | node -e "const i = JSON.parse(require('fs').readFileSync(0, 'utf8')).model_info; process.exit($want ? 0 : 1)" 2>/dev/null; then
+      pass
+    else
+      fail "/api/show of $f lacks its shape: $SHOW"
+    fi
   fi
 done
 
