@@ -1,6 +1,8 @@
 # Routing "fastest": of two nodes with the same model, the one that is
-# measurably faster gets more of the work. The slow node (nice 19) shares its
-# one CPU with two busy loops; the fast one has a CPU of its own.
+# measurably faster gets more of the work. The slow node (nice 10) shares its
+# one CPU with two busy loops (about 20x slower here); the fast one has a CPU of
+# its own. Both load the model before the loops start: at nice 19, or loading
+# under the loops, one request took from seconds to minutes.
 . "$(dirname "$0")/lib.sh"
 M=$DROVER_TEST_MODELS/stories260K.gguf
 PIDS=()
@@ -20,7 +22,11 @@ node_up() { # node_up NAME CPU NICE : drover serve pinned to CPU; leaves ${NAME}
   [ -n "$p" ] || { cat "$log" >&2; return 1; }
   printf -v "${name}_PORT" '%s' "$p"
 }
-node_up fast 0 0 && node_up slow 1 19 || { fail "nodes did not start"; finish; exit 1; }
+node_up fast 0 0 && node_up slow 1 10 || { fail "nodes did not start"; finish; exit 1; }
+for p in "$fast_PORT" "$slow_PORT"; do # the model loaded on both
+  curl -s -o /dev/null "http://127.0.0.1:$p/api/generate" -H 'content-type: application/json' \
+    -d '{"model":"stories260K","prompt":"Once","stream":false,"options":{"num_predict":1}}'
+done
 # two busy loops share the slow node's CPU with it
 for _ in 1 2; do taskset -c 1 sh -c 'while :; do :; done' & PIDS+=($!); done
 
