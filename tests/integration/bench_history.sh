@@ -26,7 +26,7 @@ start() { # start DIR : drover serve on DIR/m.gguf, 1 thread, the same port each
 }
 stop() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }
 trap 'stop; rm -rf "$T_TMP"' EXIT
-B=(-r 4 -p 48 -n 24 --db "$DB")
+B=(-r 6 -p 48 -n 24 --db "$DB") # 6: a rerun of the same setup must overlap its baseline (a 6 ms TTFT is noisy)
 
 start "$T_TMP/small"
 run_drover bench "$U" "${B[@]}" --baseline
@@ -51,7 +51,7 @@ if printf '%s' "$OUT" | node -e '
   const runs = j.runs;
   if (runs.length !== 3) { console.error("runs", runs.length); process.exit(1); }
   if (runs.filter(r => r.baseline).length !== 1 || !runs[2].baseline) process.exit(2);
-  for (const r of runs) if (r.kind !== "drover" || r.model !== "m:latest" || r.reps.length !== 4) process.exit(3);
+  for (const r of runs) if (r.kind !== "drover" || r.model !== "m:latest" || r.reps.length !== 6) process.exit(3);
   if (!(runs[0].median.tg_tps < runs[2].median.tg_tps)) process.exit(4);'; then pass; else fail "history keeps 3 runs with reps and one baseline: $OUT"; fi
 
 # --local: in-process, kept in the history too
