@@ -167,7 +167,7 @@ struct drv_model_desc {
     uint32_t key_length, value_length;         /* attention.key_length / value_length */
     uint32_t key_length_swa, value_length_swa; /* sliding layers' (gemma4) */
     uint32_t feed_forward_length;
-    uint32_t sliding_window;                   /* attention.sliding_window */
+    uint32_t sliding_window; /* attention.sliding_window */
     uint32_t expert_count, expert_used_count, expert_feed_forward_length;
     uint32_t vocab_size;
     char node[64]; /* fleet: the node that has it ("" = this process) */

@@ -405,9 +405,9 @@ struct attempt {
     /* a remote attempt's transfer, from remote_begin to remote_finish */
     struct drv_fleet *job_f; /* the job's fleet, still known once the job is gone */
     struct drv_http_session *sess;
-    bool pooled;   /* sess came from the fleet's pool (a lent thread runs it) */
-    bool begun;    /* the transfer was begun on sess: end it */
-    bool finished; /* remote_finish ran; only the clean-up is left */
+    bool pooled;                    /* sess came from the fleet's pool (a lent thread runs it) */
+    bool begun;                     /* the transfer was begun on sess: end it */
+    bool finished;                  /* remote_finish ran; only the clean-up is left */
     struct drv_fleet_node_cfg *cfg; /* the node's; these fields never change */
     struct drv_buf body;
     char url[512];

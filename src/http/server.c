@@ -100,8 +100,8 @@ enum commit {
 
 struct drv_http_stream {
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* the connection's thread waits here */
-    drv_http_pump_fn pump;       /* work lent to the connection's thread; NULL = none */
+    pthread_cond_t cv;     /* the connection's thread waits here */
+    drv_http_pump_fn pump; /* work lent to the connection's thread; NULL = none */
     void *pump_ud;
     struct drv_http_server *srv; /* MHD side only */
     struct drv_http_stream *prev, *next;
@@ -109,9 +109,9 @@ struct drv_http_stream {
     int fd;                      /* the client socket, only peeked at while waiting */
     int refs;                    /* producer + response + request */
     int mhd_refs;                /* response + request; linked in srv->streams while > 0 */
-    bool waiting;  /* the connection's thread waits for the producer (or pumps) */
-    bool closed;   /* producer called close */
-    bool eos_sent; /* reader returned END_OF_STREAM */
+    bool waiting;                /* the connection's thread waits for the producer (or pumps) */
+    bool closed;                 /* producer called close */
+    bool eos_sent;               /* reader returned END_OF_STREAM */
     bool linked;
     atomic_bool cancel;
     int cancel_code; /* what write returns once cancelled */
@@ -718,8 +718,8 @@ static enum MHD_Result unpark(struct drv_http_req *req)
     if (atomic_load(&s->cancel) || atomic_load(&req->srv->stopping) || c == COMMIT_NONE) {
         if (c == COMMIT_NONE && !atomic_load(&s->cancel)) {
             /* the server is stopping */
-            drv_log(DRV_LOG_DEBUG, "http: %s %s: server stopping before the response",
-                    req->method, req->path);
+            drv_log(DRV_LOG_DEBUG, "http: %s %s: server stopping before the response", req->method,
+                    req->path);
         }
         s->cancel_code = s->cancel_code ? s->cancel_code : DRV_EIO;
         atomic_store(&s->cancel, true);

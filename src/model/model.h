@@ -340,8 +340,8 @@ uint64_t drv_fit_kv_bytes(const struct drv_fit_model *m, enum drv_fit_kv kv, uin
                           uint32_t n_seq);
 /* The same for the model inspected as in: what the engine reserves before it
  * loads a file. */
-uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv,
-                               uint32_t n_ctx, uint32_t n_seq);
+uint64_t drv_fit_kv_bytes_gguf(const struct drv_gguf_info *in, enum drv_fit_kv kv, uint32_t n_ctx,
+                               uint32_t n_seq);
 /* KV cache bytes for one cell (token of one sequence) over all layers that grow
  * with the context (sliding-window layers hold a fixed window: not counted). */
 uint64_t drv_fit_kv_bytes_per_token(const struct drv_fit_model *m, enum drv_fit_kv kv);

@@ -159,8 +159,7 @@ static enum ggml_type pick_type(enum drv_synth_quant q, const struct tensor_plan
             type = GGML_TYPE_Q8_0;
         else
             type = GGML_TYPE_Q6_K;
-    } else if (k_mix &&
-               (t->role == R_ATTN_V || t->role == R_ATTN_QKV || t->role == R_FFN_DOWN) &&
+    } else if (k_mix && (t->role == R_ATTN_V || t->role == R_ATTN_QKV || t->role == R_FFN_DOWN) &&
                use_more_bits(i_layer, n_layer)) {
         type = GGML_TYPE_Q6_K;
     }
