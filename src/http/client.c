@@ -33,7 +33,8 @@ struct xfer {
     bool done;
     bool borrowed; /* easy belongs to a session */
     CURLcode result;
-    size_t seen; /* body bytes that arrived */
+    size_t seen;        /* body bytes that arrived */
+    uint64_t t_last_ns; /* when the last byte (header or body) arrived, or the start */
 };
 
 void drv_http_response_init(struct drv_http_response *r)
@@ -89,6 +90,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
     struct xfer *x = ud;
     size_t n = size * nmemb;
     x->seen += n;
+    x->t_last_ns = drv_now_ns();
     if (x->rq->on_chunk && is_2xx(x->easy)) {
         if (x->rq->on_chunk(x->rq->ud, data, n) != 0) {
             x->stop_rc = DRV_EIO;
@@ -110,6 +112,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
+    x->t_last_ns = drv_now_ns();
     /* a new status line (after a 100 Continue or a redirect) starts a new set */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         drv_buf_reset(&x->resp->headers);
@@ -159,11 +162,10 @@ static int xfer_setup(struct xfer *x, struct drv_err *err)
                      rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : DEFAULT_CONNECT_MS);
     if (rq->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
-    if (rq->stall_timeout_ms > 0) {
-        long secs = (rq->stall_timeout_ms + 999) / 1000;
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs > 0 ? secs : 1L);
-    }
+    /* stall_timeout_ms is checked by the loops that drive the transfer (stalled()):
+     * curl's LOW_SPEED_TIME averages over its last 5 s, so a node that went
+     * silent after a burst was seen only about 5 s late */
+    x->t_last_ns = drv_now_ns();
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -211,6 +213,17 @@ static void xfer_cleanup(struct xfer *x)
     curl_slist_free_all(x->hdrs);
     x->easy = NULL;
     x->hdrs = NULL;
+}
+
+/* Nothing arrived for the request's stall_timeout_ms: stops it (as timed out). */
+static bool stalled(struct xfer *x)
+{
+    long ms = x->rq->stall_timeout_ms;
+    if (ms <= 0 || drv_now_ns() - x->t_last_ns < (uint64_t)ms * 1000000u)
+        return false;
+    x->stop_rc = DRV_EUPSTREAM;
+    snprintf(x->stop_msg, sizeof(x->stop_msg), "nothing received for %ld ms (stall timeout)", ms);
+    return true;
 }
 
 /* Turns how a transfer ended into a return code and message. */
@@ -301,13 +314,18 @@ int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_resp
                 running--;
             }
         }
-        /* a cancelled transfer that is waiting (no data, no progress call) */
+        /* a cancelled or stalled transfer that is waiting (no data, no progress call) */
         for (int i = 0; i < n; i++) {
-            if (xs[i].done || rqs[i].cancel == NULL || !atomic_load(rqs[i].cancel))
+            if (xs[i].done)
+                continue;
+            bool cancelled = rqs[i].cancel && atomic_load(rqs[i].cancel);
+            if (!cancelled && !stalled(&xs[i]))
                 continue;
             xs[i].done = true;
-            xs[i].stop_rc = DRV_EIO;
-            snprintf(xs[i].stop_msg, sizeof(xs[i].stop_msg), "cancelled");
+            if (cancelled) {
+                xs[i].stop_rc = DRV_EIO;
+                snprintf(xs[i].stop_msg, sizeof(xs[i].stop_msg), "cancelled");
+            }
             rcs[i] = xfer_finish(&xs[i], &errs[i]);
             running--;
         }
@@ -462,11 +480,13 @@ int drv_http_session_step(struct drv_http_session *s, int timeout_ms)
             session_finished(s, CURLE_OK);
         }
     }
-    /* a cancelled transfer that is waiting (no data, no progress call) */
+    /* a cancelled or stalled transfer that is waiting (no data, no progress call) */
     const atomic_bool *cancel = s->x.rq->cancel;
     if (s->running && cancel && atomic_load(cancel)) {
         s->x.stop_rc = DRV_EIO;
         snprintf(s->x.stop_msg, sizeof(s->x.stop_msg), "cancelled");
+        session_finished(s, CURLE_OK);
+    } else if (s->running && stalled(&s->x)) {
         session_finished(s, CURLE_OK);
     }
     return s->running;

@@ -234,8 +234,9 @@ struct drv_http_request {
     const atomic_bool *cancel;  /* NULL, or a flag that aborts the request when it becomes
                                    true (noticed within about 50 ms) */
     const char *bearer;         /* NULL, or an API key sent as "Authorization: Bearer <key>" */
-    long stall_timeout_ms;      /* fail (timed out) when no byte arrives for this long;
-                                   0 = no limit; whole seconds, at least 1 */
+    long stall_timeout_ms;      /* fail (DRV_EUPSTREAM) when no byte arrives for this long,
+                                   the wait for the first one included; 0 = no limit;
+                                   noticed within about 50 ms (a session step: its wait) */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with

@@ -3,11 +3,14 @@
 // answer with reasoning only. Prints "listening on PORT" when ready.
 //
 //   node fake_node.mjs [--port P] [--interval MS] [--tokens N] [--prefix P]
+//                      [--stall-after K]
 //
 // Models: "slow:latest" streams N tokens "t0 t1 ..." one every MS ms;
 // "thinker:latest" streams N thinking pieces and ends with done_reason
 // "length" and no content (a thinking model that ran out of budget).
 // GET /last returns the last generation request body it received.
+// --stall-after K: after K tokens the answer goes silent, the connection open
+// (a node that hangs mid-answer).
 import http from "node:http";
 
 const args = process.argv.slice(2);
@@ -19,6 +22,7 @@ const interval = opt("--interval", 50);
 const pi = args.indexOf("--prefix");
 const prefix = pi >= 0 ? args[pi + 1] : ""; // names its models "<prefix>slow", ...
 const tokens = opt("--tokens", 40);
+const stallAfter = opt("--stall-after", -1);
 let last = "{}";
 
 const details = (q) => ({ format: "gguf", family: "llama", families: ["llama"], parameter_size: "1M", quantization_level: q });
@@ -57,6 +61,7 @@ const server = http.createServer((req, res) => {
       return JSON.stringify(o) + "\n";
     };
     const timer = setInterval(() => {
+      if (i === stallAfter) return; /* silent from here on */
       if (i < tokens) {
         res.write(piece(`t${i} `));
         i++;

@@ -267,6 +267,28 @@ call GET "$U/api/drover/nodes"
 jq_check 'j.nodes[0].kind === "drover" && j.nodes[0].up' "the keyed node's kind detected with its key"
 grep -q "s3cret" "$T_TMP/gw2.log" "$T_TMP/gw3.log" && fail "the key reached a log" || pass
 
+# ---- a node that goes silent mid-answer: stall_timeout ends it with an error event ----
+fake_up st --interval 20 --tokens 40 --stall-after 3 || fail "stalling fake node"
+cat >"$T_TMP/stall.conf" <<EOF
+[fleet]
+local = no
+stall_timeout = 1s
+[node st]
+url = http://127.0.0.1:$st_PORT
+kind = ollama
+EOF
+start_serve "$T_TMP/gw4.log" --config "$T_TMP/stall.conf" || fail "stall gateway"
+PIDS+=("$PID")
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+t0=$(date +%s%N)
+call POST "$U/api/generate" '{"model":"slow","prompt":"x"}'
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_code 200 "stall: the stream had started"
+last=$(printf '%s\n' "$BODY" | grep -v '^$' | tail -n 1)
+printf '%s\n' "$BODY" | grep -q '"t2 "' && printf '%s' "$last" | grep -q '"error"' &&
+  ! printf '%s\n' "$BODY" | grep -q '"done":true' && pass || fail "stall: tokens, then an error event, no done: $BODY"
+[ "$ms" -lt 3000 ] && pass || fail "stall noticed after $ms ms (stall_timeout 1s)"
+
 run_drover nodes --url "$G" --json
 expect_rc 0 "drover nodes --url"
 printf '%s' "$OUT" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!j.nodes.find(n=>n.name==='a').models[0].samples) process.exit(1)" \
