@@ -356,7 +356,7 @@ int drv_cmd_bench(int argc, char **argv)
             status = 0;
             goto out;
         default:
-            status = drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            status = drv_cmd_bad_option(self, opts, "m:p:n:r:c:h", argv);
             goto out;
         }
     }

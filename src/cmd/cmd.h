@@ -26,6 +26,14 @@ void drv_cmd_usage(const struct drv_cmd *cmd, FILE *f);
 int drv_cmd_bad_usage(const struct drv_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The catch-all of a command's getopt_long loop (run with opterr = 0; '?' and
+ * ':' land here): names what was wrong — "option '--ctx' needs a value" or
+ * "unknown option '-x'" — with the usage. opts and shortopts are the ones given
+ * to getopt_long. Returns 2. */
+struct option;
+int drv_cmd_bad_option(const struct drv_cmd *cmd, const struct option *opts, const char *shortopts,
+                       char **argv);
+
 /* Parses a whole decimal number in lo..hi; false for anything else. */
 bool drv_cmd_parse_long(const char *s, long lo, long hi, long *out);
 

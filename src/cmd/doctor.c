@@ -108,7 +108,7 @@ int drv_cmd_doctor(int argc, char **argv)
             drv_cmd_usage(self, stdout);
             return 0;
         default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+m:h", argv);
         }
     }
     if (optind != argc)

@@ -300,10 +300,8 @@ int drv_cmd_history(int argc, char **argv)
         case 'h':
             drv_cmd_usage(self, stdout);
             return 0;
-        case ':':
-            return drv_cmd_bad_usage(self, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+:h", argv);
         }
     }
     if (optind != argc)

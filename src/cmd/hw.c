@@ -94,12 +94,8 @@ int drv_cmd_hw(int argc, char **argv)
         case 'h':
             drv_cmd_usage(self, stdout);
             return 0;
-        case '?':
-            if (optopt == 'c')
-                return drv_cmd_bad_usage(self, "%s needs a FILE", argv[optind - 1]);
-            /* fallthrough */
         default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+h", argv);
         }
     }
     if (optind != argc)

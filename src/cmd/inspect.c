@@ -181,7 +181,7 @@ int drv_cmd_inspect(int argc, char **argv)
             drv_cmd_usage(self, stdout);
             return 0;
         default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+h", argv);
         }
     }
     if (optind != argc - 1)

@@ -65,6 +65,7 @@ int drv_cmd_nodes(int argc, char **argv)
     const char *config = NULL, *url = NULL;
     bool json = false;
     int c;
+    opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -81,7 +82,7 @@ int drv_cmd_nodes(int argc, char **argv)
             drv_cmd_usage(self, stdout);
             return 0;
         default:
-            return drv_cmd_bad_usage(self, "unknown option");
+            return drv_cmd_bad_option(self, opts, "+h", argv);
         }
     }
     if (optind != argc)

@@ -365,12 +365,8 @@ int drv_cmd_recommend(int argc, char **argv)
         case 'h':
             drv_cmd_usage(self, stdout);
             return 0;
-        case '?':
-            if (optopt)
-                return drv_cmd_bad_usage(self, "option needs a value");
-            /* fallthrough */
         default:
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+h", argv);
         }
     }
     if (optind != argc)

@@ -265,7 +265,7 @@ int drv_cmd_serve(int argc, char **argv)
         if (c == 'c')
             o.config = optarg;
         if (c == '?')
-            return drv_cmd_bad_usage(self, "unknown option '%s'", argv[optind - 1]);
+            return drv_cmd_bad_option(self, opts, "+m:h", argv);
     }
     if (optind != argc)
         return drv_cmd_bad_usage(self, "unexpected argument '%s'", argv[optind]);

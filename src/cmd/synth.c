@@ -102,14 +102,8 @@ int drv_cmd_synth(int argc, char **argv)
         case 'h':
             drv_cmd_usage(self, stdout);
             return 0;
-        default: {
-            /* '?' for an unknown option and for one missing its value */
-            const char *a = argv[optind - 1];
-            bool wants_value = optopt && strchr("qosct", optopt) &&
-                               (strncmp(a, "--", 2) == 0 || optopt == 'q' || optopt == 'o');
-            return drv_cmd_bad_usage(
-                self, wants_value ? "option '%s' needs a value" : "unknown option '%s'", a);
-        }
+        default:
+            return drv_cmd_bad_option(self, opts, "q:o:h", argv);
         }
     }
     if (list) {

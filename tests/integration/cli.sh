@@ -39,6 +39,15 @@ for c in $cmds; do
   run_drover "$c" --no-such-option
   expect_rc 2 "drover $c --no-such-option"
   expect_err "usage: drover $c" "drover $c with a bad option prints its usage"
+  [ "$c" = version ] || expect_err "^drover $c: unknown option '--no-such-option'$" "drover $c names the unknown option"
+done
+
+# an option that lacks its value is said so, long or short, in every command
+for a in "fit --ctx" "serve --port" "synth -q" "history --limit" "nodes --url" "bench -r" \
+  "hw --hw" "recommend --ctx" "doctor -m"; do
+  run_drover $a
+  expect_rc 2 "drover $a"
+  expect_err "^drover ${a%% *}: option '${a#* }' needs a value$" "drover $a: the option needs a value"
 done
 
 finish
