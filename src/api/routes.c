@@ -507,24 +507,25 @@ static void h_nodes(struct drv_http_req *req, void *ud)
     respond_buf(req, s->nodes(s->nodes_ud, &b), &b, "application/json");
 }
 
-static void h_hw(struct drv_http_req *req, void *ud)
+/* A JSON document set once at start-up (drv_api_server_set_hw/_status), or a
+ * 404 saying what this node does not report. */
+static void respond_doc(struct drv_http_req *req, const char *json, const char *missing)
 {
-    struct drv_api_server *s = srv_of(ud);
-    if (s->hw_json == NULL) {
-        drv_http_respond_json_error(req, 404, "this node does not report its hardware");
+    if (json == NULL) {
+        drv_http_respond_json_error(req, 404, missing);
         return;
     }
-    drv_http_respond(req, 200, "application/json", s->hw_json, strlen(s->hw_json));
+    drv_http_respond(req, 200, "application/json", json, strlen(json));
+}
+
+static void h_hw(struct drv_http_req *req, void *ud)
+{
+    respond_doc(req, srv_of(ud)->hw_json, "this node does not report its hardware");
 }
 
 static void h_status(struct drv_http_req *req, void *ud)
 {
-    struct drv_api_server *s = srv_of(ud);
-    if (s->status_json == NULL) {
-        drv_http_respond_json_error(req, 404, "this node does not report its settings");
-        return;
-    }
-    drv_http_respond(req, 200, "application/json", s->status_json, strlen(s->status_json));
+    respond_doc(req, srv_of(ud)->status_json, "this node does not report its settings");
 }
 
 /* Constant time in the key's content: every configured key is compared over
@@ -638,24 +639,25 @@ uint16_t drv_api_server_port(const struct drv_api_server *s)
     return drv_http_server_port(s->http);
 }
 
-int drv_api_server_set_hw(struct drv_api_server *s, const char *json)
+/* *slot = a copy of json; *slot unchanged when out of memory. */
+static int set_doc(char **slot, const char *json)
 {
     char *copy = strdup(json);
     if (copy == NULL)
         return DRV_ENOMEM;
-    free(s->hw_json);
-    s->hw_json = copy;
+    free(*slot);
+    *slot = copy;
     return 0;
+}
+
+int drv_api_server_set_hw(struct drv_api_server *s, const char *json)
+{
+    return set_doc(&s->hw_json, json);
 }
 
 int drv_api_server_set_status(struct drv_api_server *s, const char *json)
 {
-    char *copy = strdup(json);
-    if (copy == NULL)
-        return DRV_ENOMEM;
-    free(s->status_json);
-    s->status_json = copy;
-    return 0;
+    return set_doc(&s->status_json, json);
 }
 
 int drv_api_server_set_keys(struct drv_api_server *s, const char *const *keys, size_t n)

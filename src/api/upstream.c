@@ -379,11 +379,6 @@ static json_t *load_json(const char *s, size_t n, struct drv_err *err)
 static int ollama_object(struct drv_api_upstream_parser *p, json_t *o, bool whole,
                          drv_gen_sink sink, void *ud)
 {
-    json_t *e = json_object_get(o, "error");
-    if (e && !json_is_null(e)) {
-        node_error(p, e, sink, ud);
-        return 0;
-    }
     bool chat = p->wire == DRV_WIRE_OLLAMA_CHAT;
     json_t *src = chat ? json_object_get(o, "message") : o;
     if (emit_text(p, DRV_EV_THINKING, json_object_get(src, "thinking"), sink, ud) ||
@@ -408,11 +403,6 @@ static int ollama_object(struct drv_api_upstream_parser *p, json_t *o, bool whol
 static int openai_object(struct drv_api_upstream_parser *p, json_t *o, bool whole,
                          drv_gen_sink sink, void *ud)
 {
-    json_t *e = json_object_get(o, "error");
-    if (e && !json_is_null(e)) {
-        node_error(p, e, sink, ud);
-        return 0;
-    }
     json_t *c = json_array_get(json_object_get(o, "choices"), 0);
     if (p->wire == DRV_WIRE_OPENAI_CHAT) {
         json_t *d = json_object_get(c, "delta");
@@ -458,7 +448,12 @@ static int decode_object(struct drv_api_upstream_parser *p, const char *s, size_
     json_t *o = load_json(s, n, err);
     if (o == NULL)
         return DRV_EINVAL;
-    int rc = is_ollama(p->wire) ? ollama_object(p, o, whole, sink, ud)
+    int rc = 0;
+    json_t *e = json_object_get(o, "error");
+    if (e && !json_is_null(e))
+        node_error(p, e, sink, ud);
+    else
+        rc = is_ollama(p->wire) ? ollama_object(p, o, whole, sink, ud)
                                 : openai_object(p, o, whole, sink, ud);
     json_decref(o);
     return rc;

@@ -129,6 +129,7 @@ struct res {
     int status;
     char node[64];
     char text[64];
+    char message[256]; /* of the error */
 };
 
 static int sink(void *ud, const struct drv_gen_event *ev)
@@ -143,6 +144,8 @@ static int sink(void *ud, const struct drv_gen_event *ev)
         r->done = true;
         r->last = ev->kind;
         r->status = ev->status;
+        if (ev->message)
+            drv_strlcpy(r->message, ev->message, sizeof(r->message));
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->mu);
@@ -381,6 +384,7 @@ static void failure_without_alternative(void **state)
     res_wait(&r);
     assert_int_equal(r.last, DRV_EV_ERROR);
     assert_int_equal(r.status, 502);
+    assert_non_null(strstr(r.message, "scripted")); /* what the node said */
     drv_fleet_free(f);
 }
 

@@ -586,6 +586,16 @@ static int run_body(enum drv_api_wire wire, bool stream, const char *body, struc
     return run_cuts(wire, stream, body, strlen(body), NULL, 0, r, NULL);
 }
 
+/* body, fed in one piece, decodes without failing into the events want. */
+static void assert_decodes(enum drv_api_wire wire, bool stream, const char *body, const char *want)
+{
+    struct rec r;
+    rec_init(&r);
+    assert_int_equal(run_body(wire, stream, body, &r), 0);
+    assert_string_equal(rec_log(&r), want);
+    drv_buf_release(&r.log);
+}
+
 /* The log of body fed in one piece; then the same for every split point, one
  * byte at a time, and in pseudo-random pieces: all must be identical. */
 static void assert_split_invariant(enum drv_api_wire wire, bool stream, const char *body,
@@ -773,17 +783,12 @@ static void llama_server_done_waits_for_usage(void **state)
     /* without [DONE]: DONE at the end of the body, with the usage */
     char *cut = strdup(LLAMA_CHAT_STREAM);
     *strstr(cut, "data: [DONE]") = '\0';
-    rec_init(&r);
-    assert_int_equal(run_body(DRV_WIRE_OPENAI_CHAT, true, cut, &r), 0);
-    assert_string_equal(rec_log(&r), LLAMA_CHAT_WANT);
-    drv_buf_release(&r.log);
+    assert_decodes(DRV_WIRE_OPENAI_CHAT, true, cut, LLAMA_CHAT_WANT);
     /* and without the usage chunk: timings' counts */
     *strstr(cut, "data: {\"choices\":[],") = '\0';
-    rec_init(&r);
-    assert_int_equal(run_body(DRV_WIRE_OPENAI_CHAT, true, cut, &r), 0);
-    assert_string_equal(rec_log(&r), "K[Hmm]\nT[Hi]\nT[ th\xc3\xa9re \xe2\x98\x83]\n"
-                                     "D[length p=12/30500000 e=3/40250000 t=0 l=0]\n");
-    drv_buf_release(&r.log);
+    assert_decodes(DRV_WIRE_OPENAI_CHAT, true, cut,
+                   "K[Hmm]\nT[Hi]\nT[ th\xc3\xa9re \xe2\x98\x83]\n"
+                   "D[length p=12/30500000 e=3/40250000 t=0 l=0]\n");
     free(cut);
 }
 
@@ -809,14 +814,10 @@ static void ollama_generate_stream(void **state)
     drv_buf_release(&r.log);
 
     /* no done_reason: "stop"; an unreadable one too */
-    rec_init(&r);
-    assert_int_equal(run_body(DRV_WIRE_OLLAMA_GENERATE, true,
-                              "{\"response\":\"a\",\"done\":true,\"done_reason\":\"a b\","
-                              "\"prompt_eval_count\":-3,\"eval_count\":1e40}\n",
-                              &r),
-                     0);
-    assert_string_equal(rec_log(&r), "T[a]\nD[stop p=0/0 e=2147483647/0 t=0 l=0]\n");
-    drv_buf_release(&r.log);
+    assert_decodes(DRV_WIRE_OLLAMA_GENERATE, true,
+                   "{\"response\":\"a\",\"done\":true,\"done_reason\":\"a b\","
+                   "\"prompt_eval_count\":-3,\"eval_count\":1e40}\n",
+                   "T[a]\nD[stop p=0/0 e=2147483647/0 t=0 l=0]\n");
 }
 
 static void openai_completion_stream(void **state)
@@ -832,21 +833,14 @@ static void openai_completion_stream(void **state)
         "data:{\"choices\":[{\"text\":\" upon\",\"index\":0,\"finish_reason\":null}]}\n\n"
         "data: {\"choices\":[{\"text\":\"\",\"index\":0,\"finish_reason\":\"stop\"}],"
         "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\"total_tokens\":6}}\n\n";
-    struct rec r;
-    rec_init(&r);
-    assert_int_equal(run_body(DRV_WIRE_OPENAI_COMPLETION, true, body, &r), 0);
-    assert_string_equal(rec_log(&r), "T[Once]\nT[ upon]\nD[stop p=4/0 e=2/0 t=0 l=0]\n");
-    drv_buf_release(&r.log);
+    assert_decodes(DRV_WIRE_OPENAI_COMPLETION, true, body,
+                   "T[Once]\nT[ upon]\nD[stop p=4/0 e=2/0 t=0 l=0]\n");
 
     /* a data field over two lines is one event; [DONE] with no finish_reason is "stop" */
-    rec_init(&r);
-    assert_int_equal(run_body(DRV_WIRE_OPENAI_COMPLETION, true,
-                              "data: {\"choices\":[{\"text\":\"a\",\ndata: \"index\":0}]}\n\n"
-                              "data: [DONE]",
-                              &r),
-                     0);
-    assert_string_equal(rec_log(&r), "T[a]\nD[stop p=0/0 e=0/0 t=0 l=0]\n");
-    drv_buf_release(&r.log);
+    assert_decodes(DRV_WIRE_OPENAI_COMPLETION, true,
+                   "data: {\"choices\":[{\"text\":\"a\",\ndata: \"index\":0}]}\n\n"
+                   "data: [DONE]",
+                   "T[a]\nD[stop p=0/0 e=0/0 t=0 l=0]\n");
 }
 
 static void in_stream_errors(void **state)
