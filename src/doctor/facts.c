@@ -1059,8 +1059,8 @@ static void local_bandwidth(struct drv_doctor_node *nodes, int n, const struct d
             continue;
         for (int k = 0; k < nd->n_models; k++) {
             const struct drv_doctor_model *m = &nd->models[k];
-            uint64_t w = m->file_size ? m->file_size : m->size;
-            need |= strcmp(m->name, nd->speed.model) == 0 && w >= DRV_DOCTOR_ROOFLINE_MIN_BYTES;
+            need |= strcmp(m->name, nd->speed.model) == 0 &&
+                    drv_doctor_model_weights(m) >= DRV_DOCTOR_ROOFLINE_MIN_BYTES;
         }
     }
     if (!need || p->bandwidth_seconds <= 0)
