@@ -500,10 +500,15 @@ static uint64_t expert_bytes_of(const struct drv_fit_model *fm, uint32_t n_ff_ex
     return (uint64_t)sum;
 }
 
+uint64_t drv_doctor_model_weights(const struct drv_doctor_model *m)
+{
+    return m->file_size ? m->file_size : m->size;
+}
+
 int drv_doctor_fit_model(const struct drv_doctor_model *m, struct drv_fit_model *fm)
 {
     const struct drv_hparams *hp = &m->hp;
-    uint64_t weights = m->file_size ? m->file_size : m->size;
+    uint64_t weights = drv_doctor_model_weights(m);
     if (!m->have_show || hp->n_block == 0 || hp->n_block > DRV_FIT_MAX_LAYERS || hp->n_embd == 0 ||
         hp->n_head == 0 || weights == 0 || !shape_sane(hp))
         return DRV_EINVAL;
@@ -715,7 +720,7 @@ static bool check_slow(const struct drv_doctor_fleet *fleet, const struct drv_do
     for (int i = 0; i < n->n_models; i++)
         if (strcmp(n->models[i].name, s->model) == 0)
             m = &n->models[i];
-    uint64_t weights = m ? (m->file_size ? m->file_size : m->size) : 0;
+    uint64_t weights = m ? drv_doctor_model_weights(m) : 0;
     if (weights == 0) {
         skip(out, "slow", "the size of %s is unknown", s->model);
         return true;

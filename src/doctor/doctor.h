@@ -289,6 +289,10 @@ struct drv_doctor_check {
  * out of range. */
 int drv_doctor_fit_model(const struct drv_doctor_model *m, struct drv_fit_model *out);
 
+/* The model's weights in bytes: its file size (/api/tags), else its loaded
+ * size (/api/ps); 0 when neither is known. */
+uint64_t drv_doctor_model_weights(const struct drv_doctor_model *m);
+
 /* The table, terminated by an entry with id == NULL. */
 extern const struct drv_doctor_check drv_doctor_checks[];
 const struct drv_doctor_check *drv_doctor_check_find(const char *id);

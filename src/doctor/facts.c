@@ -78,6 +78,13 @@ static int64_t int_or(json_t *o, const char *key, int64_t dflt)
     return dflt;
 }
 
+/* a size or count a node sends: 0 when absent or negative */
+static uint64_t size_or0(json_t *o, const char *key)
+{
+    int64_t v = int_or(o, key, 0);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
 /* ---- model_info as drv_hparams_read looks keys up ---- */
 
 /* An integer or a bool as GGUF holds it: negatives are 0, bools 0 and 1. */
@@ -209,11 +216,9 @@ int drv_doctor_parse_ps(struct drv_doctor_node *n, const char *body, size_t len,
             copy_str(d->name, sizeof(d->name), json_object_get(m, "model"));
         if (d->name[0] == '\0')
             continue;
-        int64_t v = int_or(m, "size", 0);
-        d->size = v > 0 ? (uint64_t)v : 0;
-        v = int_or(m, "size_vram", 0);
-        d->size_vram = v > 0 ? (uint64_t)v : 0;
-        v = int_or(m, "context_length", 0);
+        d->size = size_or0(m, "size");
+        d->size_vram = size_or0(m, "size_vram");
+        int64_t v = int_or(m, "context_length", 0);
         d->context_length = v > 0 && v < UINT32_MAX ? (uint32_t)v : 0;
         copy_str(d->quant, sizeof(d->quant),
                  json_object_get(json_object_get(m, "details"), "quantization_level"));
@@ -247,8 +252,7 @@ int drv_doctor_parse_tags(struct drv_doctor_node *n, const char *body, size_t le
             struct drv_doctor_model *d = &n->models[k];
             if (strcmp(d->name, name) != 0)
                 continue;
-            int64_t v = int_or(m, "size", 0);
-            d->file_size = v > 0 ? (uint64_t)v : 0;
+            d->file_size = size_or0(m, "size");
             if (d->quant[0] == '\0')
                 copy_str(d->quant, sizeof(d->quant),
                          json_object_get(json_object_get(m, "details"), "quantization_level"));
@@ -281,8 +285,7 @@ int drv_doctor_parse_show(struct drv_doctor_model *m, const char *body, size_t l
         return DRV_EFORMAT;
     json_t *info = json_object_get(j, "model_info");
     copy_str(m->arch, sizeof(m->arch), json_object_get(info, "general.architecture"));
-    int64_t np = int_or(info, "general.parameter_count", 0);
-    m->n_params = np > 0 ? (uint64_t)np : 0;
+    m->n_params = size_or0(info, "general.parameter_count");
     struct drv_meta_src src = {
         .ud = info, .ints = info_ints, .real = info_real, .str = info_str, .arr_n = info_arr_n};
     drv_hparams_read(&src, m->arch, &m->hp);
@@ -345,10 +348,8 @@ int drv_doctor_parse_models(struct drv_doctor_node *n, const char *body, size_t 
         memset(d, 0, sizeof(*d));
         d->num_gpu = -1;
         drv_strlcpy(d->name, n->first_model, sizeof(d->name));
-        int64_t v = int_or(meta, "size", 0);
-        d->file_size = v > 0 ? (uint64_t)v : 0;
-        v = int_or(meta, "n_params", 0);
-        d->n_params = v > 0 ? (uint64_t)v : 0;
+        d->file_size = size_or0(meta, "size");
+        d->n_params = size_or0(meta, "n_params");
         d->hp.n_embd = (uint32_t)int_or(meta, "n_embd", 0);
         d->hp.n_ctx_train = (uint32_t)int_or(meta, "n_ctx_train", 0);
         d->context_length = (uint32_t)int_or(meta, "n_ctx", 0);
@@ -1058,8 +1059,8 @@ static void local_bandwidth(struct drv_doctor_node *nodes, int n, const struct d
             continue;
         for (int k = 0; k < nd->n_models; k++) {
             const struct drv_doctor_model *m = &nd->models[k];
-            uint64_t w = m->file_size ? m->file_size : m->size;
-            need |= strcmp(m->name, nd->speed.model) == 0 && w >= DRV_DOCTOR_ROOFLINE_MIN_BYTES;
+            need |= strcmp(m->name, nd->speed.model) == 0 &&
+                    drv_doctor_model_weights(m) >= DRV_DOCTOR_ROOFLINE_MIN_BYTES;
         }
     }
     if (!need || p->bandwidth_seconds <= 0)
