@@ -6,6 +6,12 @@
 //                 the proxy costs is not hidden behind generation time
 //   --quick       a third of the slices (about 45 s instead of about 2.5 min)
 //   -t N          the node's --threads (default 1; see "threads" below)
+//   --only W      one workload alone, e.g. --only "generate c1" (while tuning)
+//   --floor       two more targets: bench/relay-floor.c, the least a relay on drover's
+//                 fixed libraries costs (libmicrohttpd + libcurl, passing bytes: "floor";
+//                 re-encoding both JSON bodies with jansson: "floorjs"; libmicrohttpd
+//                 alone, a bare socket behind it: "floorrw"). Non-streaming workloads
+//                 only (these relays pass an answer on whole). Needs cc.
 // needs: build/drover (make build) and Debian's nginx (apt-get install nginx-light,
 // or scripts/setup --with-reference).
 //
@@ -95,7 +101,9 @@ async function main() {
   const { args, opt } = argv();
   const quick = args.includes("--quick");
   const nodeThreads = +opt("-t", 1);
-  const positional = args.filter((a) => a !== "--quick"); // after opt() took its options out
+  const only = opt("--only", ""); // e.g. "generate c1": that workload alone (while tuning)
+  const floor = args.includes("--floor");
+  const positional = args.filter((a) => a !== "--quick" && a !== "--floor"); // after opt() took its options out
   const model = path.resolve(positional[0] || path.join(root, "../shared/models/stories260K.gguf"));
   const name = path.basename(model, ".gguf");
   for (const need of [drover, model])
@@ -114,14 +122,16 @@ async function main() {
     { id: "generate c32", stream: false, nPredict: 8, conc: 32, perSlice: 128, slices: 30 / div },
     { id: "stream c1", stream: true, nPredict: 128, conc: 1, perSlice: 4, slices: 36 / div },
     { id: "stream c32", stream: true, nPredict: 128, conc: 32, perSlice: 32, slices: 24 / div },
-  ];
+  ].filter((w) => !only || w.id === only);
+  if (!workloads.length) { console.error(`--only: no workload "${only}"`); process.exit(1); }
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "drover-gwbench-"));
   fs.chmodSync(dir, 0o755); // nginx workers may run as another user and must reach their temp paths
   const base = 20000 + Math.floor(Math.random() * 20000);
-  const port = { direct: base, drover: base + 1, nginx: base + 2, null: base + 3 };
+  const port = { direct: base, drover: base + 1, nginx: base + 2, null: base + 3, floor: base + 4, floorjs: base + 5, floorrw: base + 6 };
   const url = (p) => `http://127.0.0.1:${p}`;
   const procs = [];
+  const extraTargets = [];
   const stopAll = () => { for (const p of procs) if (p.exitCode === null) p.kill("SIGTERM"); };
   process.on("SIGINT", () => { stopAll(); process.exit(130); });
 
@@ -138,11 +148,24 @@ async function main() {
     const gw = start(procs, drover, ["serve", "--host", "127.0.0.1", "--port", String(port.drover), "--config", gwConf], "gateway");
     await waitUpAny(url(port.nginx));
     await waitUpAny(url(port.null));
+    if (floor) {
+      // the same fixed libraries with nothing of drover's: a lower bound for a relay
+      const bin = path.join(dir, "relay-floor");
+      execFileSync("cc", ["-O2", "-o", bin, path.join(root, "bench/relay-floor.c"), "-lmicrohttpd", "-lcurl", "-ljansson"]);
+      for (const [id, extra] of [["floor", []], ["floorjs", ["json"]], ["floorrw", ["raw"]]]) {
+        const p = start(procs, bin, [String(port[id]), url(port.direct), ...extra], id);
+        await waitUpAny(url(port[id])).catch((e) => { throw new Error(`${e.message}: exit ${p.exitCode} ${p.signalCode} ${p.errTail()}`); });
+        // non-streaming workloads only: the floor relays answer whole (and raw reads
+        // Content-Length answers only)
+        extraTargets.push({ id, port: port[id], pids: () => [p.pid], noStream: true });
+      }
+    }
 
     const targets = [
       { id: "direct", port: port.direct, pids: () => [] },
       { id: "drover", port: port.drover, pids: () => [gw.pid] },
       { id: "nginx", port: port.nginx, pids: () => [ngx.pid, ...childrenOf(ngx.pid)] },
+      ...extraTargets,
     ];
     for (const t of targets) t.agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
@@ -168,15 +191,16 @@ async function main() {
     nul.kill("SIGTERM");
 
     // ------------------------------------------------------------------ slices
+    const serves = (t, w) => !(w.stream && t.noStream);
     const orders = permutations(targets);
     const t0 = performance.now();
     const res = {}; // res[workload][slice][target] = that slice's round
     for (const w of workloads) {
-      for (const t of targets) await round(t, w, name, w.conc, 1e6, node.pid); // warm-up: open keep-alive connections
+      for (const t of targets.filter((x) => serves(x, w))) await round(t, w, name, w.conc, 1e6, node.pid); // warm-up: open keep-alive connections
       res[w.id] = [];
       for (let sl = 0; sl < w.slices; sl++) {
         const slice = {};
-        for (const t of orders[sl % orders.length])
+        for (const t of orders[sl % orders.length].filter((x) => serves(x, w)))
           slice[t.id] = await round(t, w, name, w.perSlice, 1e4 * (sl + 1), node.pid);
         res[w.id].push(slice);
       }
@@ -387,7 +411,7 @@ function report({ name, nodeThreads, elapsed, workloads, targets, res, ceiling, 
   const S = {};
   for (const w of workloads) {
     S[w.id] = {};
-    for (const t of targets) {
+    for (const t of targets.filter((x) => res[w.id][0][x.id])) {
       const s = (S[w.id][t.id] = pool(res[w.id].map((sl) => sl[t.id])));
       console.log(cols([w.id, -13], [t.id, -7], [s.n, 5], [f(s.p50), 8], [f(s.p99), 8], [w.stream ? f(s.ttft50) : "-", 9],
         [f(s.rps, 1), 8], [f(s.tps, 0), 8], [f(s.tokPerReq, 1), 7], [f(s.cpuClient, 3), 20],
@@ -416,7 +440,7 @@ function report({ name, nodeThreads, elapsed, workloads, targets, res, ceiling, 
     "p99 from all slices pooled, ms; throughput (tok/s streaming, req/s otherwise) / direct, in-slice median [quartiles]");
   console.log(cols(["workload", -13], ["proxy", -7], ["latency p50", 24], ["p99", 9], ["TTFT p50", 24], ["throughput / direct", 24]));
   for (const w of workloads)
-    for (const p of proxies)
+    for (const p of proxies.filter((x) => S[w.id][x]))
       console.log(cols([w.id, -13], [p, -7], [q(addP50(w, p), 3), 24], [f(S[w.id][p].p99 - S[w.id].direct.p99, 2), 9],
         [w.stream ? q(addTtft(w, p), 3) : "-", 24], [q(thru(w, p), 3), 24]));
 

@@ -41,6 +41,16 @@ int api_dump_framed(json_t *j, const char *prefix, const char *suffix, struct dr
 void api_rfc3339(char *out, size_t n, int64_t sec, long nsec, bool frac);
 /* "2024-...Z" for now, with nanoseconds. */
 void api_now_rfc3339(char *out, size_t n);
+/* Direct JSON writing, for lines sent once per token: the bytes jansson's
+ * compact dump would write, without building objects. api_put appends a literal;
+ * api_put_jstr a JSON string of s[0..n) (DRV_EINVAL, out unchanged, when s is not
+ * valid UTF-8: the caller then takes the jansson path, which repairs it);
+ * api_put_u64 a number. */
+int api_put(struct drv_buf *out, const char *lit);
+int api_put_jstr(struct drv_buf *out, const char *s, size_t n);
+int api_put_u64(struct drv_buf *out, uint64_t v);
+/* Back to len bytes (a mark taken before a failed append). */
+void api_truncate(struct drv_buf *b, size_t len);
 /* Appends floats as a JSON array ("[0.1,-2]"). */
 int api_float_array(const float *v, size_t n, struct drv_buf *out);
 /* A JSON string of s (NULL = ""), repairing invalid UTF-8 rather than failing. */

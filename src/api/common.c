@@ -327,7 +327,7 @@ static int dump_cb(const char *buffer, size_t size, void *data)
     return drv_buf_append(data, buffer, size) ? -1 : 0;
 }
 
-static void buf_truncate(struct drv_buf *b, size_t len)
+void api_truncate(struct drv_buf *b, size_t len)
 {
     b->len = len;
     if (b->data)
@@ -346,7 +346,7 @@ int api_dump_framed(json_t *j, const char *prefix, const char *suffix, struct dr
     if (rc == 0)
         rc = drv_buf_append(out, suffix, strlen(suffix));
     if (rc)
-        buf_truncate(out, mark);
+        api_truncate(out, mark);
     json_decref(j);
     return rc;
 }
@@ -374,7 +374,105 @@ void api_now_rfc3339(char *out, size_t n)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    api_rfc3339(out, n, ts.tv_sec, ts.tv_nsec, true);
+    /* every streamed token is stamped: the date part is formatted once a second
+     * per thread, the nanoseconds by hand */
+    static _Thread_local time_t day_sec = -1;
+    static _Thread_local char day[32];
+    static _Thread_local size_t day_len;
+    if (ts.tv_sec != day_sec) {
+        struct tm tm;
+        if (gmtime_r(&ts.tv_sec, &tm) == NULL ||
+            (day_len = strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+            api_rfc3339(out, n, ts.tv_sec, ts.tv_nsec, true);
+            return;
+        }
+        day_sec = ts.tv_sec;
+    }
+    if (n < day_len + 12 || ts.tv_nsec < 0 || ts.tv_nsec > 999999999L) {
+        api_rfc3339(out, n, ts.tv_sec, ts.tv_nsec, true);
+        return;
+    }
+    memcpy(out, day, day_len);
+    char *p = out + day_len;
+    *p++ = '.';
+    long ns = ts.tv_nsec;
+    for (int i = 8; i >= 0; i--, ns /= 10)
+        p[i] = (char)('0' + ns % 10);
+    p[9] = 'Z';
+    p[10] = '\0';
+}
+
+/* ---- direct JSON writing: the per-token hot path ------------------------------ */
+
+int api_put(struct drv_buf *out, const char *lit)
+{
+    return drv_buf_append(out, lit, strlen(lit));
+}
+
+static int utf8_seq(const unsigned char *p, size_t n);
+
+int api_put_jstr(struct drv_buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t mark = out->len;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run = 0, i = 0;
+    int rc = drv_buf_append(out, "\"", 1);
+    while (rc == 0 && i < n) {
+        unsigned c = p[i];
+        if (c >= 0x80) {
+            int k = utf8_seq(p + i, n - i);
+            if (k <= 0) {
+                rc = DRV_EINVAL;
+                break;
+            }
+            i += (size_t)k;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        /* escaped as jansson's dump does: short forms, else \u00XX */
+        char esc[6] = {'\\', 0};
+        size_t el = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        rc = drv_buf_append(out, s + run, i - run);
+        if (rc == 0)
+            rc = drv_buf_append(out, esc, el);
+        run = ++i;
+    }
+    if (rc == 0)
+        rc = drv_buf_append(out, s + run, n - run);
+    if (rc == 0)
+        rc = drv_buf_append(out, "\"", 1);
+    if (rc)
+        api_truncate(out, mark);
+    return rc;
+}
+
+int api_put_u64(struct drv_buf *out, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return drv_buf_append(out, d + i, sizeof(d) - i);
 }
 
 int api_float_array(const float *v, size_t n, struct drv_buf *out)

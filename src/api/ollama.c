@@ -255,9 +255,110 @@ static json_t *line(const struct drv_api_enc *enc, const struct drv_gen_event *e
     return json_pack("{s:o,s:s}", "model", api_jstr(api_enc_model(enc, ev)), "created_at", ts);
 }
 
+/* Lines written directly (put_*) are what the jansson ones below write, byte for
+ * byte (test_api checks): a streamed token costs no object building. Either
+ * fails leaving out unchanged, and the jansson one then says why (or repairs a
+ * model name that is not UTF-8). */
+
+/* {"model":M,"created_at":"T", */
+static int put_head(const struct drv_api_enc *enc, const struct drv_gen_event *ev,
+                    struct drv_buf *out)
+{
+    char ts[64];
+    api_now_rfc3339(ts, sizeof(ts));
+    const char *m = api_enc_model(enc, ev);
+    int rc = api_put(out, "{\"model\":");
+    if (rc == 0)
+        rc = api_put_jstr(out, m, strlen(m));
+    if (rc == 0)
+        rc = api_put(out, ",\"created_at\":\"");
+    if (rc == 0)
+        rc = api_put(out, ts);
+    if (rc == 0)
+        rc = api_put(out, "\",");
+    return rc;
+}
+
+static int put_piece(const struct drv_api_enc *enc, const struct drv_gen_event *ev,
+                     const char *text, size_t len, struct drv_buf *out)
+{
+    size_t mark = out->len;
+    bool chat = enc->wire == DRV_WIRE_OLLAMA_CHAT;
+    int rc = put_head(enc, ev, out);
+    if (rc == 0)
+        rc = api_put(out, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+    if (rc == 0 && ev->kind == DRV_EV_THINKING)
+        rc = api_put(out, "\"\",\"thinking\":");
+    if (rc == 0)
+        rc = api_put_jstr(out, text, len);
+    if (rc == 0)
+        rc = api_put(out, chat ? "},\"done\":false}\n" : ",\"done\":false}\n");
+    if (rc)
+        api_truncate(out, mark);
+    return rc;
+}
+
+static int put_done(const struct drv_api_enc *enc, const struct drv_gen_event *ev,
+                    struct drv_buf *out)
+{
+    size_t mark = out->len;
+    bool chat = enc->wire == DRV_WIRE_OLLAMA_CHAT;
+    bool full = !enc->stream;
+    bool has_thinking = full && enc->text[1].len > 0;
+    const struct drv_buf *answer = &enc->text[0], *thinking = &enc->text[1];
+    int rc = put_head(enc, ev, out);
+    if (rc == 0)
+        rc = api_put(out, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+    if (rc == 0)
+        rc = full && answer->len ? api_put_jstr(out, answer->data, answer->len) : api_put(out, "\"\"");
+    if (rc == 0 && has_thinking) {
+        rc = api_put(out, ",\"thinking\":");
+        if (rc == 0)
+            rc = api_put_jstr(out, thinking->data, thinking->len);
+    }
+    if (rc == 0 && chat)
+        rc = api_put(out, "}");
+    if (rc == 0)
+        rc = api_put(out, ",\"done\":true,\"done_reason\":\"");
+    if (rc == 0)
+        rc = api_put(out, api_done_reason(ev->stats.done_reason));
+    if (rc == 0)
+        rc = api_put(out, "\"");
+    const struct drv_gen_stats *st = &ev->stats;
+    const struct {
+        const char *key;
+        uint64_t v;
+    } m[] = {
+        {",\"total_duration\":", st->total_ns},
+        {",\"load_duration\":", st->load_ns},
+        {",\"prompt_eval_count\":", st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0},
+        {",\"prompt_eval_duration\":", st->prompt_ns},
+        {",\"eval_count\":", st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0},
+        {",\"eval_duration\":", st->eval_ns},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(m) / sizeof(m[0]); i++)
+        if (m[i].v) {
+            rc = api_put(out, m[i].key);
+            if (rc == 0)
+                rc = api_put_u64(out, (uint64_t)ns_int(m[i].v));
+        }
+    if (rc == 0 && st->warning) {
+        rc = api_put(out, ",\"drover_warning\":");
+        if (rc == 0)
+            rc = api_put_jstr(out, st->warning, strlen(st->warning));
+    }
+    if (rc == 0)
+        rc = api_put(out, enc->stream ? "}\n" : "}");
+    if (rc)
+        api_truncate(out, mark);
+    return rc;
+}
+
 static int enc_piece(struct drv_api_enc *enc, const struct drv_gen_event *ev, const char *text,
                      size_t len, struct drv_buf *out)
 {
+    if (put_piece(enc, ev, text, len, out) == 0)
+        return 0;
     bool thinking = ev->kind == DRV_EV_THINKING;
     json_t *t = json_stringn_nocheck(text, len);
     json_t *j = line(enc, ev);
@@ -284,6 +385,8 @@ static int enc_piece(struct drv_api_enc *enc, const struct drv_gen_event *ev, co
 
 static int enc_done(struct drv_api_enc *enc, const struct drv_gen_event *ev, struct drv_buf *out)
 {
+    if (put_done(enc, ev, out) == 0)
+        return 0;
     json_t *j = line(enc, ev);
     bool full = !enc->stream; /* non-streaming: the whole answer in this one object */
     bool has_thinking = full && enc->text[1].len > 0;

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "api/api_int.h"
 
 #include "api/api.h"
 
@@ -601,6 +604,140 @@ static void embed_decoders(void **state)
                       "encoding_format must be");
     expect_embed_fail(drv_api_openai_decode_embeddings, "{\"model\":\"m\",", DRV_EINVAL,
                       "invalid JSON at line 1");
+}
+
+/* api_put_jstr writes what jansson's dump writes for the same string, and
+ * refuses exactly the strings jansson refuses (not UTF-8). */
+static void assert_jstr_as_jansson(const char *s, size_t n)
+{
+    struct drv_buf out;
+    drv_buf_init(&out, 1 << 16);
+    drv_buf_append(&out, "x", 1); /* a mark to come back to */
+    int rc = api_put_jstr(&out, s, n);
+    json_t *j = json_stringn(s, n);
+    if (j == NULL) {
+        assert_int_equal(rc, DRV_EINVAL);
+        assert_int_equal(out.len, 1);
+    } else {
+        assert_int_equal(rc, 0);
+        char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_non_null(want);
+        assert_string_equal(out.data + 1, want);
+        free(want);
+        json_decref(j);
+    }
+    drv_buf_release(&out);
+}
+
+static void direct_json_strings(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 0x80; c++) {
+        char s[3] = {'a', (char)c, 'b'};
+        assert_jstr_as_jansson(s, 3);
+    }
+    const char *fixed[] = {"", "plain", "q\"uote\\back/slash", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80",
+                           "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\xff", "tab\there\r\n"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        assert_jstr_as_jansson(fixed[i], strlen(fixed[i]));
+    assert_jstr_as_jansson("nul\0in", 6);
+    /* random bytes, weighted to ASCII, control characters and UTF-8 lead bytes */
+    static const unsigned char pick[] = {'a', ' ', '"', '\\', 0x01, 0x1f, 0x7f, 0xc3, 0xa9,
+                                         0xe4, 0xb8, 0xad, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xff};
+    uint32_t seed = 12345;
+    for (int k = 0; k < 5000; k++) {
+        char s[16];
+        size_t n = (size_t)(k % 16);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s[i] = (char)pick[(seed >> 16) % sizeof(pick)];
+        }
+        assert_jstr_as_jansson(s, n);
+    }
+    /* a cap reached part-way leaves the buffer as it was */
+    struct drv_buf small;
+    drv_buf_init(&small, 8);
+    assert_int_equal(api_put_jstr(&small, "0123456789", 10), DRV_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    drv_buf_release(&small);
+}
+
+/* Each line an Ollama encoder writes directly is byte for byte what jansson
+ * writes for the same object (loaded back, which keeps the key order). */
+static void assert_lines_canonical(const struct drv_buf *b)
+{
+    const char *p = b->data;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        json_error_t e;
+        json_t *j = json_loadb(p, n, 0, &e);
+        assert_non_null(j);
+        char *again = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+        assert_int_equal(strlen(again), n);
+        assert_memory_equal(again, p, n);
+        free(again);
+        json_decref(j);
+        p += n + (nl != NULL);
+    }
+}
+
+static void ollama_direct_lines(void **state)
+{
+    (void)state;
+    enum drv_api_wire wires[] = {DRV_WIRE_OLLAMA_GENERATE, DRV_WIRE_OLLAMA_CHAT};
+    for (int w = 0; w < 2; w++)
+        for (int stream = 0; stream < 2; stream++) {
+            struct drv_api_enc enc;
+            assert_int_equal(drv_api_enc_init(&enc, wires[w], stream, false, "m\"odel\xc3\xa9"), 0);
+            struct drv_gen_event evs[] = {tok(DRV_EV_THINKING, "th\nink \x01"),
+                                          tok(DRV_EV_TOKEN, "a \"b\" \\ \xe4\xb8\xad\t"),
+                                          tok(DRV_EV_TOKEN, "\xf0\x9f"), /* completed below */
+                                          tok(DRV_EV_TOKEN, "\x98\x80!"), done("length")};
+            evs[4].stats.warning = "thinking used the whole budget";
+            evs[4].stats.load_ns = 7;
+            struct drv_buf out;
+            drv_buf_init(&out, 1 << 20);
+            enc_all(&enc, evs, 5, &out);
+            assert_lines_canonical(&out);
+            assert_non_null(strstr(out.data, "drover_warning"));
+            assert_non_null(strstr(out.data, "\"load_duration\":7,"));
+            drv_buf_release(&out);
+            drv_api_enc_release(&enc);
+        }
+    /* a model name that is not UTF-8 goes the jansson way and is repaired */
+    struct drv_api_enc enc;
+    assert_int_equal(drv_api_enc_init(&enc, DRV_WIRE_OLLAMA_GENERATE, true, false, NULL), 0);
+    struct drv_gen_event t = tok(DRV_EV_TOKEN, "x");
+    t.model = "bad\xff";
+    struct drv_buf out;
+    drv_buf_init(&out, 1 << 20);
+    assert_int_equal(drv_api_enc_event(&enc, &t, &out), 0);
+    assert_non_null(strstr(out.data, "\"model\":\"bad\xef\xbf\xbd\""));
+    assert_lines_canonical(&out);
+    drv_buf_release(&out);
+    drv_api_enc_release(&enc);
+}
+
+static void now_rfc3339_is_now(void **state)
+{
+    (void)state;
+    for (int tries = 0; tries < 3; tries++) {
+        char a[64], b[64];
+        time_t t0 = time(NULL);
+        api_now_rfc3339(a, sizeof(a));
+        api_rfc3339(b, sizeof(b), (int64_t)t0, 0, false);
+        if (time(NULL) != t0)
+            continue; /* a second boundary in between */
+        assert_rfc3339_nanos(a);
+        assert_memory_equal(a, b, 19); /* the same date and time of day */
+        /* too small a buffer still gets a terminated (cut) string */
+        char tiny[8];
+        api_now_rfc3339(tiny, sizeof(tiny));
+        assert_true(strlen(tiny) < sizeof(tiny));
+        return;
+    }
+    fail_msg("the clock kept crossing seconds");
 }
 
 /* ---- Ollama encoding ---------------------------------------------------------------- */
@@ -1214,6 +1351,9 @@ int main(void)
         cmocka_unit_test(output_cap_leaves_buffer_unchanged),
         cmocka_unit_test(listings),
         cmocka_unit_test(embedding_responses),
+        cmocka_unit_test(direct_json_strings),
+        cmocka_unit_test(ollama_direct_lines),
+        cmocka_unit_test(now_rfc3339_is_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
