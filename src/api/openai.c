@@ -339,10 +339,62 @@ static int emit_chunk(struct drv_api_enc *enc, const struct drv_gen_event *ev, j
     return api_dump_framed(j, "data: ", "\n\n", out);
 }
 
+/* A streamed token's chunk written directly: the bytes emit_chunk writes for it
+ * (test_api checks), without building objects. Nonzero (out unchanged) sends it
+ * the jansson way, which says why or repairs a model name that is not UTF-8. */
+static int put_piece(const struct drv_api_enc *enc, const struct drv_gen_event *ev,
+                     const char *text, size_t len, struct drv_buf *out)
+{
+    if (enc->created < 0)
+        return DRV_EINVAL;
+    bool chat = is_chat(enc);
+    size_t mark = out->len;
+    const char *m = api_enc_model(enc, ev);
+    int rc = api_put(out, "data: {\"id\":");
+    if (rc == 0)
+        rc = api_put_jstr(out, enc->id, strlen(enc->id));
+    if (rc == 0)
+        rc = api_put(out, chat ? ",\"object\":\"chat.completion.chunk\",\"created\":"
+                               : ",\"object\":\"text_completion\",\"created\":");
+    if (rc == 0)
+        rc = api_put_u64(out, (uint64_t)enc->created);
+    if (rc == 0)
+        rc = api_put(out, ",\"model\":");
+    if (rc == 0)
+        rc = api_put_jstr(out, m, strlen(m));
+    if (rc == 0 && chat) {
+        rc = api_put(out, enc->role_sent ? ",\"choices\":[{\"index\":0,\"delta\":{"
+                                         : ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",");
+        if (rc == 0)
+            rc = api_put(out, ev->kind == DRV_EV_THINKING ? "\"reasoning_content\":" : "\"content\":");
+        if (rc == 0)
+            rc = api_put_jstr(out, text, len);
+        if (rc == 0)
+            rc = api_put(out, "},\"logprobs\":null,\"finish_reason\":null}]");
+    } else if (rc == 0) {
+        rc = api_put(out, ",\"choices\":[{\"text\":");
+        if (rc == 0)
+            rc = api_put_jstr(out, text, len);
+        if (rc == 0)
+            rc = api_put(out, ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]");
+    }
+    if (rc == 0 && enc->include_usage)
+        rc = api_put(out, ",\"usage\":null");
+    if (rc == 0)
+        rc = api_put(out, "}\n\n");
+    if (rc)
+        api_truncate(out, mark);
+    return rc;
+}
+
 static int stream_piece(struct drv_api_enc *enc, const struct drv_gen_event *ev, const char *text,
                         size_t len, struct drv_buf *out)
 {
     bool thinking = ev->kind == DRV_EV_THINKING;
+    if (!(thinking && !is_chat(enc)) && put_piece(enc, ev, text, len, out) == 0) {
+        enc->role_sent = enc->role_sent || is_chat(enc);
+        return 0;
+    }
     if (!is_chat(enc)) /* completions have no place for reasoning */
         return thinking ? 0 : emit_chunk(enc, ev, json_stringn_nocheck(text, len), NULL, NULL, out);
     json_t *delta = json_object();

@@ -719,6 +719,55 @@ static void ollama_direct_lines(void **state)
     drv_api_enc_release(&enc);
 }
 
+/* The same for OpenAI's server-sent events: "data: " JSON "\n\n" each. */
+static void assert_sse_canonical(const struct drv_buf *b)
+{
+    const char *p = b->data;
+    while (p && *p) {
+        assert_memory_equal(p, "data: ", 6);
+        p += 6;
+        const char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        size_t n = (size_t)(end - p);
+        if (n == 6 && memcmp(p, "[DONE]", 6) == 0) {
+            p = end + 2;
+            continue;
+        }
+        json_error_t e;
+        json_t *j = json_loadb(p, n, 0, &e);
+        assert_non_null(j);
+        char *again = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+        assert_int_equal(strlen(again), n);
+        assert_memory_equal(again, p, n);
+        free(again);
+        json_decref(j);
+        p = end + 2;
+    }
+}
+
+static void openai_direct_chunks(void **state)
+{
+    (void)state;
+    enum drv_api_wire wires[] = {DRV_WIRE_OPENAI_CHAT, DRV_WIRE_OPENAI_COMPLETION};
+    for (int w = 0; w < 2; w++)
+        for (int usage = 0; usage < 2; usage++) {
+            struct drv_api_enc enc;
+            assert_int_equal(drv_api_enc_init(&enc, wires[w], true, usage, "m\"odel\xc3\xa9"), 0);
+            struct drv_gen_event evs[] = {tok(DRV_EV_THINKING, "th\nink \x01"),
+                                          tok(DRV_EV_TOKEN, "a \"b\" \\ \xe4\xb8\xad\t"),
+                                          tok(DRV_EV_TOKEN, "more"), done("stop")};
+            struct drv_buf out;
+            drv_buf_init(&out, 1 << 20);
+            enc_all(&enc, evs, 4, &out);
+            assert_sse_canonical(&out);
+            /* the role comes once, in the first chat delta */
+            const char *first = strstr(out.data, "\"role\":\"assistant\"");
+            assert_true(w == 1 ? first == NULL : first != NULL && !strstr(first + 1, "\"role\""));
+            drv_buf_release(&out);
+            drv_api_enc_release(&enc);
+        }
+}
+
 static void now_rfc3339_is_now(void **state)
 {
     (void)state;
@@ -1353,6 +1402,7 @@ int main(void)
         cmocka_unit_test(embedding_responses),
         cmocka_unit_test(direct_json_strings),
         cmocka_unit_test(ollama_direct_lines),
+        cmocka_unit_test(openai_direct_chunks),
         cmocka_unit_test(now_rfc3339_is_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
