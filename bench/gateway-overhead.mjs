@@ -10,7 +10,8 @@
 //   --floor       two more targets: bench/relay-floor.c, the least a relay on drover's
 //                 fixed libraries costs (libmicrohttpd + libcurl, passing bytes: "floor";
 //                 re-encoding both JSON bodies with jansson: "floorjs"; libmicrohttpd
-//                 alone, a bare socket behind it: "floorrw"). Non-streaming workloads
+//                 alone, a bare socket behind it: "floorrw"; and that with jansson:
+//                 "floorrj"). Non-streaming workloads
 //                 only (these relays pass an answer on whole). Needs cc.
 // needs: build/drover (make build) and Debian's nginx (apt-get install nginx-light,
 // or scripts/setup --with-reference).
@@ -128,7 +129,7 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "drover-gwbench-"));
   fs.chmodSync(dir, 0o755); // nginx workers may run as another user and must reach their temp paths
   const base = 20000 + Math.floor(Math.random() * 20000);
-  const port = { direct: base, drover: base + 1, nginx: base + 2, null: base + 3, floor: base + 4, floorjs: base + 5, floorrw: base + 6 };
+  const port = { direct: base, drover: base + 1, nginx: base + 2, null: base + 3, floor: base + 4, floorjs: base + 5, floorrw: base + 6, floorrj: base + 7 };
   const url = (p) => `http://127.0.0.1:${p}`;
   const procs = [];
   const extraTargets = [];
@@ -152,7 +153,7 @@ async function main() {
       // the same fixed libraries with nothing of drover's: a lower bound for a relay
       const bin = path.join(dir, "relay-floor");
       execFileSync("cc", ["-O2", "-o", bin, path.join(root, "bench/relay-floor.c"), "-lmicrohttpd", "-lcurl", "-ljansson"]);
-      for (const [id, extra] of [["floor", []], ["floorjs", ["json"]], ["floorrw", ["raw"]]]) {
+      for (const [id, extra] of [["floor", []], ["floorjs", ["json"]], ["floorrw", ["raw"]], ["floorrj", ["rawjson"]]]) {
         const p = start(procs, bin, [String(port[id]), url(port.direct), ...extra], id);
         await waitUpAny(url(port[id])).catch((e) => { throw new Error(`${e.message}: exit ${p.exitCode} ${p.signalCode} ${p.errTail()}`); });
         // non-streaming workloads only: the floor relays answer whole (and raw reads

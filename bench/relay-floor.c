@@ -9,7 +9,9 @@
  * thread and a bare HTTP/1.1 exchange (Content-Length answers only): what is left
  * is libmicrohttpd's share.
  *
- * usage: relay-floor PORT UPSTREAM_URL [json|raw]   (listens on 127.0.0.1:PORT) */
+ * "rawjson" is both.
+ *
+ * usage: relay-floor PORT UPSTREAM_URL [json|raw|rawjson]   (listens on 127.0.0.1:PORT) */
 #define _GNU_SOURCE /* strcasestr */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -133,8 +135,9 @@ static void done(void *cls, struct MHD_Connection *c, void **state, enum MHD_Req
 }
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: floor PORT UPSTREAM_URL [json]\n"); return 2; }
-  upstream = argv[2]; json_mode = argc > 3 && strcmp(argv[3], "json") == 0;
-  raw_mode = argc > 3 && strcmp(argv[3], "raw") == 0;
+  upstream = argv[2];
+  json_mode = argc > 3 && strstr(argv[3], "json") != NULL;
+  raw_mode = argc > 3 && strstr(argv[3], "raw") != NULL;
   if (raw_mode) { /* http://HOST:PORT only */
     unsigned a, b, c, d, port;
     if (sscanf(upstream, "http://%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) != 5) {

@@ -23,6 +23,14 @@
 #include <time.h>
 
 #define DEFAULT_LOAD_MS 500.0 /* fixed part of a cold load when none was measured */
+/* Where a node's rates were never measured, the wait for its first token is
+ * sized for a slow CPU node: */
+#define SLOW_PP_TPS 20.0 /* prompt tokens/s */
+#define SLOW_TG_TPS 2.0  /* generated tokens/s */
+/* A whole answer of at most this many tokens is asked of the node whole (one
+ * JSON object, the cheapest); a longer or unbounded one is streamed from the node
+ * and put together here, so that a node that stopped is told from a long answer. */
+#define WHOLE_MAX_TOKENS 64
 #define MAX_FAILS       3     /* consecutive passive failures that take a node down */
 #define PUMP_WAIT_MS    50    /* a lent thread waits this long for the node, then looks again */
 
@@ -39,7 +47,9 @@ struct job {
     enum drv_route route;
     char pinned[64];
     int prompt_est, gen_est; /* tokens, for the predicted finish time */
-    bool whole;              /* the client takes the answer whole: so does the gateway */
+    bool whole;              /* the client takes the answer whole */
+    bool up_stream;          /* ...and the node is asked to stream (see fleet_generate) */
+    long first_byte_ms;      /* how long the chosen node may take to its first token */
     atomic_bool *cancel;     /* the client's */
     drv_gen_lend_fn lend;    /* the client's thread, lent for remote attempts (or NULL) */
     void *lend_ud;
@@ -159,6 +169,32 @@ static double predict_ms(struct drv_fleet *f, const struct job *j, int i, const 
     return service * (1 + nd->in_flight) + load;
 }
 
+/* Under mu: how long node i may take to its first token. A node says nothing
+ * while it loads the model and reads the prompt (nor, asked for a whole answer,
+ * while it generates): stall_timeout, plus three times what that is predicted to
+ * take there, is a stall; less is a long prompt on a slow node, not a failure. */
+static long first_byte_ms(const struct drv_fleet *f, const struct job *j, int i,
+                          const struct fmodel *m)
+{
+    long stall = f->p.stall_timeout_ms;
+    if (stall <= 0)
+        return 0;
+    const struct fstat *st = NULL;
+    for (int s = 0; s < f->n_stats && st == NULL; s++)
+        if (f->stats[s].node == i &&
+            (strcmp(f->stats[s].key, m->key) == 0 || strcmp(f->stats[s].key, j->key) == 0))
+            st = &f->stats[s];
+    double pp = st && st->pp_tps > 0 ? st->pp_tps : SLOW_PP_TPS;
+    double tg = st && st->tg_tps > 0 ? st->tg_tps : SLOW_TG_TPS;
+    double ms = j->prompt_est / pp * 1000.0;
+    if (!j->up_stream)
+        ms += j->gen_est / tg * 1000.0;
+    if (!m->loaded)
+        ms += st && st->load_ms > 0 ? st->load_ms : DEFAULT_LOAD_MS + (double)m->d.size / 1e6;
+    ms = 3 * ms + stall;
+    return ms < 86400e3 ? (long)ms : 86400000L;
+}
+
 /* Under mu: picks the node for the job, or -1. *alive: some node that is up has
  * the model (busy, or tried already). Reserves a slot (in_flight++) on success. */
 static int choose(struct drv_fleet *f, struct job *j, bool *alive, bool *exists)
@@ -205,6 +241,7 @@ static int choose(struct drv_fleet *f, struct job *j, bool *alive, bool *exists)
     }
     if (best >= 0) {
         f->nodes[best].in_flight++;
+        j->first_byte_ms = first_byte_ms(f, j, best, node_model(f, best, j->key, meta));
         j->node = best;
         j->tried[best] = true;
     }
@@ -637,7 +674,7 @@ static int parser_ready(struct attempt *a)
     if (a->parser_ready)
         return 0;
     char ct[128] = "";
-    bool stream = !a->job->whole;
+    bool stream = a->job->up_stream;
     if (drv_http_response_header(&a->resp, "Content-Type", ct, sizeof(ct)))
         stream = strstr(ct, "ndjson") || strstr(ct, "event-stream");
     if (drv_api_upstream_parser_init(&a->parser, a->wire, stream, a->job->model) != 0)
@@ -731,7 +768,7 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
                     : (chat ? "/api/chat" : "/api/generate"));
     int rc;
     if (orig) {
-        rc = drv_api_upstream_body(orig, a->wire, !j->whole, j->node_model, &a->body);
+        rc = drv_api_upstream_body(orig, a->wire, j->up_stream, j->node_model, &a->body);
         if (rc == 0 && j->body == NULL) { /* an Ollama body: the canonical form too */
             j->body = malloc(a->body.len + 1);
             if (j->body == NULL)
@@ -744,7 +781,7 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
         struct drv_api_req ar;
         rc = decode_canonical(j, &ar, &err);
         if (rc == 0)
-            rc = drv_api_upstream_body(&ar.gen, a->wire, !j->whole, j->node_model, &a->body);
+            rc = drv_api_upstream_body(&ar.gen, a->wire, j->up_stream, j->node_model, &a->body);
         drv_api_req_release(&ar);
     }
     if (rc) {
@@ -761,7 +798,8 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
                                       .body_len = a->body.len,
                                       .on_chunk = on_chunk,
                                       .ud = a,
-                                      .stall_timeout_ms = f->p.stall_timeout_ms};
+                                      .stall_timeout_ms = f->p.stall_timeout_ms,
+                                      .first_byte_timeout_ms = j->first_byte_ms};
     rc = drv_http_session_begin(a->sess, &a->rq, &a->resp, &err);
     if (rc) {
         job_failover(j, 503, err.msg, false);
@@ -1258,6 +1296,7 @@ static int fleet_generate(struct drv_backend *b, const struct drv_gen_request *r
         chars += strlen(r.messages[i].content);
     j->prompt_est = (int)(chars / 4) + 8;
     j->gen_est = r.num_predict > 0 && r.num_predict < 512 ? r.num_predict : 256;
+    j->up_stream = !j->whole || r.num_predict <= 0 || r.num_predict > WHOLE_MAX_TOKENS;
     return submit(f, j, &r, err);
 }
 

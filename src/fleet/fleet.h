@@ -19,7 +19,8 @@
  *   route = fastest          ; fastest | least-busy | round-robin | priority | pinned=NODE
  *   health_interval = 5s     ; active checks; durations as Ollama's keep_alive
  *   health_timeout = 2s
- *   stall_timeout = 120s     ; a node that sends nothing this long has failed
+ *   stall_timeout = 120s     ; a node that sends nothing this long has failed (before
+ *                            ; its first token: plus 3x the predicted load and prompt time)
  *   max_queue = 64           ; requests waiting for a free node before 503
  *   local = yes              ; this process's engine is node "local"
  *   local_max_concurrent = 16

@@ -215,10 +215,13 @@ static void xfer_cleanup(struct xfer *x)
     x->hdrs = NULL;
 }
 
-/* Nothing arrived for the request's stall_timeout_ms: stops it (as timed out). */
+/* Nothing arrived for the request's stall_timeout_ms (first_byte_timeout_ms
+ * before the body began): stops it (as timed out). */
 static bool stalled(struct xfer *x)
 {
     long ms = x->rq->stall_timeout_ms;
+    if (ms > 0 && x->seen == 0 && x->rq->first_byte_timeout_ms > ms)
+        ms = x->rq->first_byte_timeout_ms;
     if (ms <= 0 || drv_now_ns() - x->t_last_ns < (uint64_t)ms * 1000000u)
         return false;
     x->stop_rc = DRV_EUPSTREAM;

@@ -237,6 +237,9 @@ struct drv_http_request {
     long stall_timeout_ms;      /* fail (DRV_EUPSTREAM) when no byte arrives for this long,
                                    the wait for the first one included; 0 = no limit;
                                    noticed within about 50 ms (a session step: its wait) */
+    long first_byte_timeout_ms; /* until the first body byte, this limit instead when it is
+                                   longer (a node working through a long prompt sends
+                                   nothing); 0 = stall_timeout_ms throughout */
 };
 
 /* What came back. Initialise with drv_http_response_init, free with

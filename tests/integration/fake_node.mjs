@@ -3,7 +3,7 @@
 // answer with reasoning only. Prints "listening on PORT" when ready.
 //
 //   node fake_node.mjs [--port P] [--interval MS] [--tokens N] [--prefix P]
-//                      [--stall-after K]
+//                      [--stall-after K] [--first-delay MS]
 //
 // Models: "slow:latest" streams N tokens "t0 t1 ..." one every MS ms;
 // "thinker:latest" streams N thinking pieces and ends with done_reason
@@ -11,6 +11,8 @@
 // GET /last returns the last generation request body it received.
 // --stall-after K: after K tokens the answer goes silent, the connection open
 // (a node that hangs mid-answer).
+// --first-delay MS: nothing at all (not even headers) for MS ms, as a node
+// reading a long prompt.
 import http from "node:http";
 
 const args = process.argv.slice(2);
@@ -23,6 +25,7 @@ const pi = args.indexOf("--prefix");
 const prefix = pi >= 0 ? args[pi + 1] : ""; // names its models "<prefix>slow", ...
 const tokens = opt("--tokens", 40);
 const stallAfter = opt("--stall-after", -1);
+const firstDelay = opt("--first-delay", 0);
 let last = "{}";
 
 const details = (q) => ({ format: "gguf", family: "llama", families: ["llama"], parameter_size: "1M", quantization_level: q });
@@ -50,6 +53,9 @@ const server = http.createServer((req, res) => {
     const name = r.model.slice(prefix.length);
     const thinker = r.model.startsWith(prefix) && name.startsWith("thinker");
     if (!r.model.startsWith(prefix) || (!name.startsWith("slow") && !thinker)) return json(404, { error: `model "${r.model}" not found` });
+    setTimeout(() => answer(r, chat, thinker), firstDelay);
+  });
+  const answer = (r, chat, thinker) => {
     res.writeHead(200, { "Content-Type": "application/x-ndjson" });
     const t0 = Date.now();
     let i = 0;
@@ -77,7 +83,7 @@ const server = http.createServer((req, res) => {
       res.end(JSON.stringify(done) + "\n");
     }, interval);
     res.on("close", () => clearInterval(timer));
-  });
+  };
 });
 server.listen(opt("--port", 0), "127.0.0.1", () => {
   console.log(`listening on ${server.address().port}`);

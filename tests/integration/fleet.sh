@@ -289,6 +289,30 @@ printf '%s\n' "$BODY" | grep -q '"t2 "' && printf '%s' "$last" | grep -q '"error
   ! printf '%s\n' "$BODY" | grep -q '"done":true' && pass || fail "stall: tokens, then an error event, no done: $BODY"
 [ "$ms" -lt 3000 ] && pass || fail "stall noticed after $ms ms (stall_timeout 1s)"
 
+# ---- a node that says nothing while it reads a long prompt is not stalled ----
+# Same stall_timeout (1s); this node is silent for 2.5 s before it answers. Not
+# measured yet, it is given 3x a slow CPU's prompt time on top for a long prompt.
+fake_up fd --interval 10 --tokens 5 --first-delay 2500 || fail "slow-starting fake node"
+sed -e "s/$st_PORT/$fd_PORT/" -e "s/^\[node st\]/[node fd]/" "$T_TMP/stall.conf" >"$T_TMP/first.conf"
+start_serve "$T_TMP/gw5.log" --config "$T_TMP/first.conf" || fail "first-byte gateway"
+PIDS+=("$PID")
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+long=$(printf 'word %.0s' $(seq 400))
+t0=$(date +%s%N)
+call POST "$U/api/generate" "{\"model\":\"slow\",\"prompt\":\"$long\",\"stream\":false}"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_code 200 "a long prompt: 2.5 s to the first token is not a stall"
+jq_check 'j.response === "t0 t1 t2 t3 t4 " && j.done' "the whole answer after the silence"
+[ "$ms" -ge 2400 ] && pass || fail "answered after $ms ms, before the node's first byte"
+# a whole answer of unbounded length is streamed from the node (a stall stays
+# detectable); a short bounded one is asked whole
+call GET "http://127.0.0.1:$fd_PORT/last"
+jq_check 'j.stream === true' "unbounded whole answer: the node asked to stream"
+call POST "$U/api/generate" '{"model":"slow","prompt":"x","stream":false,"options":{"num_predict":8}}'
+expect_code 502 "measured fast and loaded now: 2.5 s of silence on a short prompt is a stall"
+call GET "http://127.0.0.1:$fd_PORT/last"
+jq_check 'j.stream === false' "a short whole answer: asked whole"
+
 run_drover nodes --url "$G" --json
 expect_rc 0 "drover nodes --url"
 printf '%s' "$OUT" | node -e "const j=JSON.parse(require('fs').readFileSync(0,'utf8')); if(!j.nodes.find(n=>n.name==='a').models[0].samples) process.exit(1)" \
