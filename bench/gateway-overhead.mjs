@@ -128,7 +128,8 @@ async function main() {
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "drover-gwbench-"));
   fs.chmodSync(dir, 0o755); // nginx workers may run as another user and must reach their temp paths
-  const base = 20000 + Math.floor(Math.random() * 20000);
+  // below the ephemeral range (32768-), where outgoing connections take ports
+  const base = 20000 + Math.floor(Math.random() * 12000);
   const port = { direct: base, drover: base + 1, nginx: base + 2, null: base + 3, floor: base + 4, floorjs: base + 5, floorrw: base + 6, floorrj: base + 7 };
   const url = (p) => `http://127.0.0.1:${p}`;
   const procs = [];

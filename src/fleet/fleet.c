@@ -799,7 +799,9 @@ static int remote_begin(struct attempt *a, const struct drv_gen_request *orig)
                                       .on_chunk = on_chunk,
                                       .ud = a,
                                       .stall_timeout_ms = f->p.stall_timeout_ms,
-                                      .first_byte_timeout_ms = j->first_byte_ms};
+                                      .first_byte_timeout_ms = j->first_byte_ms,
+                                      .gone = &f->nodes[j->node].gone,
+                                      .gone_grace_ms = f->p.health_timeout_ms};
     rc = drv_http_session_begin(a->sess, &a->rq, &a->resp, &err);
     if (rc) {
         job_failover(j, 503, err.msg, false);

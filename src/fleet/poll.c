@@ -45,6 +45,7 @@ static const char *const q_path[N_Q] = {"/api/tags", "/api/ps", "/api/version", 
 
 struct poll_result {
     bool ok;
+    bool unanswered; /* not ok because no HTTP answer came (refused, timed out) */
     char error[256];
     char version[64];
     struct fmodel *models;
@@ -228,6 +229,7 @@ void drv_fleet_poll(struct drv_fleet *f)
                 continue;
             if (rcs[q] != 0) {
                 r->ok = false;
+                r->unanswered = resp[q].status == 0;
                 drv_strlcpy(r->error, errs[q].msg, sizeof(r->error));
                 break;
             }
@@ -290,6 +292,7 @@ void drv_fleet_poll(struct drv_fleet *f)
                         drv_node_kind_name(nd->kind), nd->cfg.url, r->n_models,
                         r->n_models == 1 ? "" : "s");
             nd->up = true;
+            atomic_store(&nd->gone, false);
             nd->fails = 0;
             nd->error[0] = '\0';
             if (r->version[0])
@@ -305,6 +308,9 @@ void drv_fleet_poll(struct drv_fleet *f)
                 drv_log(DRV_LOG_WARN, "fleet: node %s (%s) is down: %s", nd->cfg.name, nd->cfg.url,
                         r->error);
             nd->up = false;
+            /* no answer at all: a switched-off or hung machine, whose transfers
+             * in flight would otherwise wait out stall_timeout */
+            atomic_store(&nd->gone, r->unanswered);
             nd->fails++;
             drv_strlcpy(nd->error, r->error, sizeof(nd->error));
             free(r->models);

@@ -216,13 +216,22 @@ static void xfer_cleanup(struct xfer *x)
 }
 
 /* Nothing arrived for the request's stall_timeout_ms (first_byte_timeout_ms
- * before the body began): stops it (as timed out). */
+ * before the body began), or for gone_grace_ms from a server said to be gone:
+ * stops it (as timed out). */
 static bool stalled(struct xfer *x)
 {
-    long ms = x->rq->stall_timeout_ms;
-    if (ms > 0 && x->seen == 0 && x->rq->first_byte_timeout_ms > ms)
-        ms = x->rq->first_byte_timeout_ms;
-    if (ms <= 0 || drv_now_ns() - x->t_last_ns < (uint64_t)ms * 1000000u)
+    const struct drv_http_request *rq = x->rq;
+    uint64_t silent_ns = drv_now_ns() - x->t_last_ns;
+    if (rq->gone && atomic_load(rq->gone) && silent_ns >= (uint64_t)rq->gone_grace_ms * 1000000u) {
+        x->stop_rc = DRV_EUPSTREAM;
+        snprintf(x->stop_msg, sizeof(x->stop_msg),
+                 "stopped answering (health checks fail, nothing for %ld ms)", rq->gone_grace_ms);
+        return true;
+    }
+    long ms = rq->stall_timeout_ms;
+    if (ms > 0 && x->seen == 0 && rq->first_byte_timeout_ms > ms)
+        ms = rq->first_byte_timeout_ms;
+    if (ms <= 0 || silent_ns < (uint64_t)ms * 1000000u)
         return false;
     x->stop_rc = DRV_EUPSTREAM;
     snprintf(x->stop_msg, sizeof(x->stop_msg), "nothing received for %ld ms (stall timeout)", ms);

@@ -240,6 +240,11 @@ struct drv_http_request {
     long first_byte_timeout_ms; /* until the first body byte, this limit instead when it is
                                    longer (a node working through a long prompt sends
                                    nothing); 0 = stall_timeout_ms throughout */
+    const atomic_bool *gone;    /* NULL, or a flag that says the server stopped answering
+                                   elsewhere (its health checks): once it is true, a
+                                   transfer that has received nothing for gone_grace_ms
+                                   stops (DRV_EUPSTREAM); one still receiving goes on */
+    long gone_grace_ms;
 };
 
 /* What came back. Initialise with drv_http_response_init, free with
