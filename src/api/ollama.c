@@ -222,21 +222,29 @@ static json_int_t ns_int(uint64_t v)
     return v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
 }
 
-/* Ollama omits zero-valued metrics. */
+/* Ollama's statistics in its order; a zero one is omitted on the wire. */
+#define N_STATS 6
+struct stat_field {
+    const char *key;
+    uint64_t v;
+};
+
+static void stat_fields(const struct drv_gen_stats *st, struct stat_field m[N_STATS])
+{
+    m[0] = (struct stat_field){"total_duration", st->total_ns};
+    m[1] = (struct stat_field){"load_duration", st->load_ns};
+    m[2] = (struct stat_field){"prompt_eval_count",
+                               st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0};
+    m[3] = (struct stat_field){"prompt_eval_duration", st->prompt_ns};
+    m[4] = (struct stat_field){"eval_count", st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0};
+    m[5] = (struct stat_field){"eval_duration", st->eval_ns};
+}
+
 static int add_stats(json_t *o, const struct drv_gen_stats *st)
 {
-    const struct {
-        const char *key;
-        uint64_t v;
-    } m[] = {
-        {"total_duration", st->total_ns},
-        {"load_duration", st->load_ns},
-        {"prompt_eval_count", st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0},
-        {"prompt_eval_duration", st->prompt_ns},
-        {"eval_count", st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0},
-        {"eval_duration", st->eval_ns},
-    };
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+    struct stat_field m[N_STATS];
+    stat_fields(st, m);
+    for (size_t i = 0; i < N_STATS; i++)
         if (m[i].v && json_object_set_new(o, m[i].key, json_integer(ns_int(m[i].v))))
             return -1;
     return 0;
@@ -325,22 +333,17 @@ static int put_done(const struct drv_api_enc *enc, const struct drv_gen_event *e
     if (rc == 0)
         rc = api_put(out, "\"");
     const struct drv_gen_stats *st = &ev->stats;
-    const struct {
-        const char *key;
-        uint64_t v;
-    } m[] = {
-        {",\"total_duration\":", st->total_ns},
-        {",\"load_duration\":", st->load_ns},
-        {",\"prompt_eval_count\":", st->prompt_tokens > 0 ? (uint64_t)st->prompt_tokens : 0},
-        {",\"prompt_eval_duration\":", st->prompt_ns},
-        {",\"eval_count\":", st->eval_tokens > 0 ? (uint64_t)st->eval_tokens : 0},
-        {",\"eval_duration\":", st->eval_ns},
-    };
-    for (size_t i = 0; rc == 0 && i < sizeof(m) / sizeof(m[0]); i++)
-        if (m[i].v) {
-            rc = api_put(out, m[i].key);
+    struct stat_field sf[N_STATS];
+    stat_fields(st, sf);
+    for (size_t i = 0; rc == 0 && i < N_STATS; i++)
+        if (sf[i].v) {
+            rc = api_put(out, ",\"");
             if (rc == 0)
-                rc = api_put_u64(out, (uint64_t)ns_int(m[i].v));
+                rc = api_put(out, sf[i].key);
+            if (rc == 0)
+                rc = api_put(out, "\":");
+            if (rc == 0)
+                rc = api_put_u64(out, (uint64_t)ns_int(sf[i].v));
         }
     if (rc == 0 && st->warning) {
         rc = api_put(out, ",\"drover_warning\":");

@@ -662,23 +662,29 @@ static void direct_json_strings(void **state)
     drv_buf_release(&small);
 }
 
-/* Each line an Ollama encoder writes directly is byte for byte what jansson
- * writes for the same object (loaded back, which keeps the key order). */
-static void assert_lines_canonical(const struct drv_buf *b)
+/* Each line (Ollama: JSON "\n") or event (OpenAI: "data: " JSON "\n\n") an
+ * encoder writes directly is byte for byte what jansson writes for the same
+ * object (loaded back, which keeps the key order). */
+static void assert_framed_canonical(const struct drv_buf *b, const char *prefix, const char *sep)
 {
     const char *p = b->data;
+    size_t np = strlen(prefix), ns = strlen(sep);
     while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        json_error_t e;
-        json_t *j = json_loadb(p, n, 0, &e);
-        assert_non_null(j);
-        char *again = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
-        assert_int_equal(strlen(again), n);
-        assert_memory_equal(again, p, n);
-        free(again);
-        json_decref(j);
-        p += n + (nl != NULL);
+        assert_memory_equal(p, prefix, np);
+        p += np;
+        const char *end = strstr(p, sep);
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (!(n == 6 && memcmp(p, "[DONE]", 6) == 0)) {
+            json_error_t e;
+            json_t *j = json_loadb(p, n, 0, &e);
+            assert_non_null(j);
+            char *again = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+            assert_int_equal(strlen(again), n);
+            assert_memory_equal(again, p, n);
+            free(again);
+            json_decref(j);
+        }
+        p += n + (end ? ns : 0);
     }
 }
 
@@ -699,7 +705,7 @@ static void ollama_direct_lines(void **state)
             struct drv_buf out;
             drv_buf_init(&out, 1 << 20);
             enc_all(&enc, evs, 5, &out);
-            assert_lines_canonical(&out);
+            assert_framed_canonical(&out, "", "\n");
             assert_non_null(strstr(out.data, "drover_warning"));
             assert_non_null(strstr(out.data, "\"load_duration\":7,"));
             drv_buf_release(&out);
@@ -714,35 +720,9 @@ static void ollama_direct_lines(void **state)
     drv_buf_init(&out, 1 << 20);
     assert_int_equal(drv_api_enc_event(&enc, &t, &out), 0);
     assert_non_null(strstr(out.data, "\"model\":\"bad\xef\xbf\xbd\""));
-    assert_lines_canonical(&out);
+    assert_framed_canonical(&out, "", "\n");
     drv_buf_release(&out);
     drv_api_enc_release(&enc);
-}
-
-/* The same for OpenAI's server-sent events: "data: " JSON "\n\n" each. */
-static void assert_sse_canonical(const struct drv_buf *b)
-{
-    const char *p = b->data;
-    while (p && *p) {
-        assert_memory_equal(p, "data: ", 6);
-        p += 6;
-        const char *end = strstr(p, "\n\n");
-        assert_non_null(end);
-        size_t n = (size_t)(end - p);
-        if (n == 6 && memcmp(p, "[DONE]", 6) == 0) {
-            p = end + 2;
-            continue;
-        }
-        json_error_t e;
-        json_t *j = json_loadb(p, n, 0, &e);
-        assert_non_null(j);
-        char *again = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
-        assert_int_equal(strlen(again), n);
-        assert_memory_equal(again, p, n);
-        free(again);
-        json_decref(j);
-        p = end + 2;
-    }
 }
 
 static void openai_direct_chunks(void **state)
@@ -759,7 +739,7 @@ static void openai_direct_chunks(void **state)
             struct drv_buf out;
             drv_buf_init(&out, 1 << 20);
             enc_all(&enc, evs, 4, &out);
-            assert_sse_canonical(&out);
+            assert_framed_canonical(&out, "data: ", "\n\n");
             /* the role comes once, in the first chat delta */
             const char *first = strstr(out.data, "\"role\":\"assistant\"");
             assert_true(w == 1 ? first == NULL : first != NULL && !strstr(first + 1, "\"role\""));
