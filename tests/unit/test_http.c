@@ -337,6 +337,14 @@ static void *p_deferred(void *arg)
             fail_unless(drv_http_stream_write(s, line, (size_t)n) == 0);
             sleep_ms(5);
         }
+    } else if (strcmp(m, "late") == 0) {
+        /* nothing at all for 400 ms (a node reading a long prompt), then lines */
+        sleep_ms(400);
+        fail_unless(drv_http_stream_start(s, 200, "application/x-ndjson") == 0);
+        for (int i = 0; i < 5 && !atomic_load(cancel); i++) {
+            fail_unless(drv_http_stream_write(s, "late\n", 5) == 0 || atomic_load(cancel));
+            sleep_ms(5);
+        }
     } else if (strcmp(m, "retry") == 0) {
         fail_unless(drv_http_stream_add_header(s, "Retry-After", "7") == 0);
         fail_unless(drv_http_stream_add_header(s, "Bad", "a\r\nb") == DRV_EINVAL);
@@ -1894,6 +1902,61 @@ static void client_many_concurrent_streams(void **state)
     join_producers();
 }
 
+/* A transfer of /defer?mode=MODE with these limits: its return code, message
+ * and milliseconds; a complete one must have brought body. */
+static int timed_fetch(struct drv_http_server *srv, const char *mode, const char *body, long stall,
+                       long first, const atomic_bool *gone, long grace, struct drv_err *err,
+                       double *ms)
+{
+    char path[64], url[128];
+    snprintf(path, sizeof(path), "/defer?mode=%s", mode);
+    url_of(srv, path, url, sizeof(url));
+    struct drv_http_request rq = {.url = url, .timeout_ms = 10000, .stall_timeout_ms = stall,
+                                  .first_byte_timeout_ms = first, .gone = gone,
+                                  .gone_grace_ms = grace};
+    struct drv_http_response r;
+    drv_http_response_init(&r);
+    drv_err_init(err);
+    uint64_t t0 = drv_now_ns();
+    int rc = drv_http_fetch(&rq, &r, err);
+    *ms = (double)(drv_now_ns() - t0) / 1e6;
+    if (rc == 0)
+        assert_string_equal(r.body.data, body);
+    drv_http_response_release(&r);
+    return rc;
+}
+
+static void client_first_byte_and_gone(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    static const char late[] = "late\nlate\nlate\nlate\nlate\n";
+    struct drv_err err;
+    double ms;
+    /* 400 ms before the first byte: a stall at 150 ms... */
+    assert_int_equal(timed_fetch(srv, "late", late, 150, 0, NULL, 0, &err, &ms), DRV_EUPSTREAM);
+    assert_non_null(strstr(err.msg, "stall timeout"));
+    assert_true(ms >= 140 && ms < 350);
+    /* ...unless the first byte may take longer (then the stall limit is back) */
+    assert_int_equal(timed_fetch(srv, "late", late, 150, 2000, NULL, 0, &err, &ms), 0);
+    assert_true(ms >= 350);
+    /* a server said to be gone: a silent transfer stops after the grace... */
+    atomic_bool gone = true;
+    assert_int_equal(timed_fetch(srv, "late", late, 10000, 0, &gone, 100, &err, &ms),
+                     DRV_EUPSTREAM);
+    assert_non_null(strstr(err.msg, "stopped answering"));
+    assert_true(ms >= 90 && ms < 350);
+    /* ...one that is receiving goes on (lines every 5 ms after 30 ms) */
+    assert_int_equal(timed_fetch(srv, "stream", "line-0\nline-1\nline-2\nline-3\nline-4\n",
+                                 10000, 0, &gone, 100, &err, &ms),
+                     0);
+    /* ...and without the flag nothing changes */
+    atomic_store(&gone, false);
+    assert_int_equal(timed_fetch(srv, "late", late, 10000, 0, &gone, 100, &err, &ms), 0);
+    drv_http_server_free(srv);
+    join_producers();
+}
+
 /* ---- the client's sessions, step by step ------------------------------------------ */
 
 /* Steps the session's transfer with timeout_ms until it finishes (or 20 s of
@@ -2156,6 +2219,7 @@ int main(void)
         cmocka_unit_test(client_cancel_flag_stops_waiting),
         cmocka_unit_test(client_unreachable_and_bad_url),
         cmocka_unit_test(client_many_concurrent_streams),
+        cmocka_unit_test(client_first_byte_and_gone),
         cmocka_unit_test(session_steps_a_stream_and_reuses_its_connection),
         cmocka_unit_test(session_step_notices_cancel_while_waiting),
         cmocka_unit_test(session_end_abandons_an_unfinished_transfer),
