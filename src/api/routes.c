@@ -307,26 +307,38 @@ static void h_show(struct drv_http_req *req, void *ud)
         json_decref(j);
         return;
     }
+    /* a gateway asks the node that has the model, which knows more than its listing */
+    if (s->backend->ops->show) {
+        struct drv_buf shown;
+        drv_buf_init(&shown, 64u << 20);
+        struct drv_err err;
+        drv_err_init(&err);
+        if (s->backend->ops->show(s->backend, name, json_is_true(json_object_get(j, "verbose")),
+                                  &shown, &err) == 0) {
+            drv_http_respond(req, 200, "application/json", shown.data, shown.len);
+            drv_buf_release(&shown);
+            free(d);
+            json_decref(j);
+            return;
+        }
+        drv_buf_release(&shown);
+    }
     char key[96];
     json_t *info = json_object();
     json_object_set_new(info, "general.architecture", json_string(m->family));
-    json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)m->n_params));
-    snprintf(key, sizeof(key), "%s.context_length", m->family);
-    json_object_set_new(info, key, json_integer(m->n_ctx_train));
-    snprintf(key, sizeof(key), "%s.embedding_length", m->family);
-    json_object_set_new(info, key, json_integer(m->embedding_length));
-    snprintf(key, sizeof(key), "%s.block_count", m->family);
-    json_object_set_new(info, key, json_integer(m->block_count));
-    snprintf(key, sizeof(key), "%s.attention.head_count", m->family);
-    json_object_set_new(info, key, json_integer(m->head_count));
-    snprintf(key, sizeof(key), "%s.attention.head_count_kv", m->family);
-    json_object_set_new(info, key, json_integer(m->head_count_kv));
-    /* the rest of the shape that sizing needs (drover doctor reads these as it
-     * reads a GGUF), under Ollama's keys, when the file has them */
+    if (m->n_params) /* unknown (a node's listing without it): not sent, rather than 0 */
+        json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)m->n_params));
+    /* the shape, and the rest of it that sizing needs (drover doctor reads these
+     * as it reads a GGUF), under Ollama's keys, when known */
     const struct {
         const char *suffix;
-        uint32_t v;
+        uint64_t v;
     } more[] = {
+        {"context_length", m->n_ctx_train},
+        {"embedding_length", m->embedding_length},
+        {"block_count", m->block_count},
+        {"attention.head_count", m->head_count},
+        {"attention.head_count_kv", m->head_count_kv},
         {"attention.key_length", m->key_length},
         {"attention.value_length", m->value_length},
         {"attention.key_length_swa", m->key_length_swa},

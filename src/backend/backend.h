@@ -211,6 +211,11 @@ struct drv_backend_ops {
     int (*list_models)(struct drv_backend *b, struct drv_model_desc *out, int cap);
     /* Same, for loaded models only. */
     int (*list_running)(struct drv_backend *b, struct drv_model_desc *out, int cap);
+    /* Optional (NULL: /api/show is made from list_models' description): the
+     * model's /api/show answer (Ollama's JSON) from where the model lives, into
+     * out. DRV_ENOENT when nothing there can say (then the description is used). */
+    int (*show)(struct drv_backend *b, const char *model, bool verbose, struct drv_buf *out,
+                struct drv_err *err);
 };
 
 struct drv_backend {

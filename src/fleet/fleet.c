@@ -1387,11 +1387,76 @@ static int fleet_list_running(struct drv_backend *b, struct drv_model_desc *out,
     return fleet_list(b, out, cap, true);
 }
 
+/* /api/show from a node that speaks Ollama's API and has the model (a drover or
+ * an Ollama node): its template, parameters, capabilities and full model_info,
+ * which the gateway's own listing does not have. The first node that answers. */
+static int fleet_show(struct drv_backend *b, const char *model, bool verbose,
+                      struct drv_buf *out, struct drv_err *err)
+{
+    struct drv_fleet *f = b->impl;
+    char key[160];
+    drv_fleet_model_key(model, key, sizeof(key));
+    bool tried[DRV_FLEET_MAX_NODES + 1] = {false};
+    for (;;) {
+        char url[320], name[256];
+        const char *bearer = NULL;
+        int pick = -1;
+        pthread_mutex_lock(&f->mu);
+        const struct drv_model_desc *meta = model_meta(f, key);
+        for (int i = 0; i < f->n && pick < 0; i++) {
+            struct fnode *nd = &f->nodes[i];
+            if (tried[i] || !nd->up || (nd->kind != DRV_NODE_DROVER && nd->kind != DRV_NODE_OLLAMA))
+                continue;
+            const struct fmodel *m = node_model(f, i, key, meta);
+            if (m == NULL)
+                continue;
+            pick = i;
+            snprintf(url, sizeof(url), "%s/api/show", nd->cfg.url);
+            drv_strlcpy(name, m->d.name, sizeof(name));
+            bearer = nd->cfg.api_key;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (pick < 0)
+            return drv_err_set(err, DRV_ENOENT, "no node can describe model \"%s\"", model);
+        tried[pick] = true;
+        json_t *q = json_pack("{s:s,s:b}", "model", name, "verbose", verbose);
+        char *body = q ? json_dumps(q, JSON_COMPACT) : NULL;
+        json_decref(q);
+        if (body == NULL)
+            return drv_err_set(err, DRV_ENOMEM, "out of memory");
+        struct drv_http_request rq = {.url = url,
+                                      .body = body,
+                                      .body_len = strlen(body),
+                                      .bearer = bearer,
+                                      .connect_timeout_ms = f->p.health_timeout_ms,
+                                      .timeout_ms = 4 * f->p.health_timeout_ms,
+                                      .max_body_bytes = 64u << 20};
+        struct drv_http_response r;
+        drv_http_response_init(&r);
+        struct drv_err e;
+        drv_err_init(&e);
+        int rc = drv_http_fetch(&rq, &r, &e);
+        free(body);
+        /* a JSON object from a 200 is the answer; anything else: the next node */
+        json_t *j = rc == 0 && r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+        bool ok = json_is_object(j) && json_object_get(j, "error") == NULL;
+        json_decref(j);
+        if (ok) {
+            drv_buf_reset(out);
+            rc = drv_buf_append(out, r.body.data, r.body.len);
+        }
+        drv_http_response_release(&r);
+        if (ok)
+            return rc ? drv_err_set(err, rc, "answer too large") : 0;
+    }
+}
+
 static const struct drv_backend_ops fleet_ops = {
     .generate = fleet_generate,
     .embed = fleet_embed,
     .list_models = fleet_list_models,
     .list_running = fleet_list_running,
+    .show = fleet_show,
 };
 
 struct drv_backend *drv_fleet_backend(struct drv_fleet *f)

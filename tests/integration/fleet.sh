@@ -103,6 +103,16 @@ call GET "$G/api/tags"; expect_code 200 tags
 jq_check 'j.models.filter(m => m.name === "stories260K:latest").length === 1 && j.models.some(m => m.name === "slow:latest")' "tags: the union, each name once"
 call GET "$G/v1/models"
 jq_check 'j.data.some(m => m.id === "stories260K:latest") && j.data.some(m => m.id === "slow:latest")' "v1/models: the union"
+# /api/show: asked of a node that has the model (its full model_info); for one
+# that no node can describe, what the listing knows, and no made-up zeros
+call POST "$G/api/show" '{"model":"stories260K"}'
+expect_code 200 "show through the gateway"
+jq_check 'j.model_info["general.parameter_count"] === 292800 && j.model_info["llama.context_length"] === 2048 && j.model_info["llama.block_count"] === 5' "show: the node's model_info"
+call POST "$G/api/show" '{"model":"slow"}'
+expect_code 200 "show of a model only a node without /api/show has"
+jq_check 'j.details.family === "llama" && !Object.values(j.model_info).includes(0)' "show: the listing's details, no zeros"
+call POST "$G/api/show" '{"model":"nothing-here"}'
+expect_code 404 "show of an unknown model"
 call GET "$G/api/drover/nodes"
 jq_check 'j.nodes.length === 6 && j.nodes.every(n => n.up) && j.nodes.find(n => n.name === "b").kind === "drover" && j.nodes.find(n => n.name === "copy").kind === "ollama"' "nodes: all up, kinds detected"
 
