@@ -1193,6 +1193,8 @@ static void listings(void **state)
                                   .model = "stories260K:latest",
                                   .family = "llama",
                                   .quantization = "F32",
+                                  .n_params = 292800,
+                                  .n_ctx_train = 2048,
                                   .size = 1185376,
                                   .modified_at = 1700000000,
                                   .size_resident = 3000000,
@@ -1218,7 +1220,48 @@ static void listings(void **state)
     assert_int_equal(drv_api_parse_openai_models(out.data, out.len, d, 4), 1);
     assert_string_equal(d[0].name, "stories260K:latest");
     assert_string_equal(d[0].model, "stories260K:latest");
+    /* the shape travels in llama-server's "meta" */
+    assert_int_equal(d[0].n_params, mine.n_params);
+    assert_int_equal(d[0].n_ctx_train, mine.n_ctx_train);
+    assert_int_equal(d[0].size, mine.size);
+    assert_string_equal(d[0].quantization, mine.quantization);
+    assert_string_equal(d[0].parameter_size, "293K");
     drv_buf_release(&out);
+
+    /* llama-server's own listing: its file type names become Ollama's labels */
+    const struct {
+        const char *ftype, *quant;
+    } ft[] = {{"Q4_K - Medium", "Q4_K_M"}, {"Q5_K - Small", "Q5_K_S"}, {"Q3_K - Large", "Q3_K_L"},
+              {"Q2_K - Medium", "Q2_K"},   {"(guessed) Q8_0", "Q8_0"},  {"all F32", "F32"},
+              {"BF16", "BF16"},            {"IQ2_XXS - 2.0625 bpw", "IQ2_XXS"}};
+    for (size_t i = 0; i < sizeof(ft) / sizeof(ft[0]); i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"object\":\"list\",\"data\":[{\"id\":\"m.gguf\",\"object\":\"model\","
+                 "\"created\":1,\"owned_by\":\"llamacpp\",\"meta\":{\"vocab_type\":2,"
+                 "\"n_vocab\":151936,\"n_ctx\":4096,\"n_ctx_train\":32768,\"n_embd\":2048,"
+                 "\"n_params\":3085938688,\"size\":1929903104,\"ftype\":\"%s\"}}]}",
+                 ft[i].ftype);
+        assert_int_equal(drv_api_parse_openai_models(body, strlen(body), d, 4), 1);
+        assert_string_equal(d[0].quantization, ft[i].quant);
+        assert_int_equal(d[0].n_params, 3085938688ull);
+        assert_string_equal(d[0].parameter_size, "3.09B"); /* as drover names sizes */
+        assert_int_equal(d[0].n_ctx_train, 32768);
+        assert_int_equal(d[0].context_length, 4096);
+        assert_int_equal(d[0].embedding_length, 2048);
+        assert_int_equal(d[0].vocab_size, 151936);
+        assert_int_equal(d[0].size, 1929903104ull);
+        /* and back: drover's listing names it as llama-server does */
+        struct drv_buf again;
+        drv_buf_init(&again, 1 << 16);
+        assert_int_equal(drv_api_openai_models(d, 1, &again), 0);
+        if (strncmp(ft[i].ftype, "(guessed)", 9) != 0 && strncmp(ft[i].ftype, "IQ2", 3) != 0) {
+            char want[64];
+            snprintf(want, sizeof(want), "\"ftype\":\"%s\"", ft[i].ftype);
+            assert_non_null(strstr(again.data, want));
+        }
+        drv_buf_release(&again);
+    }
 
     const char *ls = "{\"models\":[{\"name\":\"qwen.gguf\",\"model\":\"qwen.gguf\"}],\"object\":"
                      "\"list\",\"data\":[{\"id\":\"qwen-alias\",\"object\":\"model\"}]}";
