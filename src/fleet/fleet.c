@@ -1515,6 +1515,7 @@ struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_bac
     pthread_cond_init(&f->health, NULL);
     pthread_cond_init(&f->idle, NULL);
     pthread_cond_init(&f->work, NULL);
+    f->poll_sess = drv_http_session_new();
     drv_fleet_poll(f);
     drv_fleet_seed_rates(f);
     if (pthread_create(&f->dispatch_thr, NULL, dispatch_main, f) == 0)
@@ -1569,6 +1570,7 @@ void drv_fleet_free(struct drv_fleet *f)
     }
     for (int i = 0; i < f->n_sess; i++)
         drv_http_session_free(f->sess[i]);
+    drv_http_session_free(f->poll_sess);
     free(f->stats);
     drv_fleet_params_release(&f->p);
     pthread_mutex_destroy(&f->mu);

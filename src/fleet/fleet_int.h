@@ -75,6 +75,10 @@ struct drv_fleet {
     int idle_workers;
     struct drv_http_session *sess[MAX_SESSIONS]; /* idle, for attempts on lent threads */
     int n_sess;
+    /* the health polls' connections, kept from one poll to the next (used by
+     * drv_fleet_poll alone: at start, then on the health thread); NULL: each
+     * poll connects anew */
+    struct drv_http_session *poll_sess;
 };
 
 /* Under f->mu: the stats entry of node/key, created when missing (NULL when out

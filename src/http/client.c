@@ -262,20 +262,22 @@ static int xfer_finish(struct xfer *x, struct drv_err *err)
     }
 }
 
-int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_response *resps,
-                        int *rcs, struct drv_err *errs, int n)
+/* fetch_many over the multi handle m, whose connection cache keeps the
+ * connections; NULL: a multi handle of its own for this call. */
+static int fetch_many_on(CURLM *m, const struct drv_http_request *rqs,
+                         struct drv_http_response *resps, int *rcs, struct drv_err *errs, int n)
 {
     if (n <= 0)
         return 0;
     pthread_once(&curl_once, curl_init);
     int rc = 0;
+    bool own_m = m == NULL;
     struct xfer *xs = calloc((size_t)n, sizeof(*xs));
-    CURLM *m = NULL;
     if (xs == NULL) {
         rc = DRV_ENOMEM;
         goto out;
     }
-    if (curl_init_rc != CURLE_OK || (m = curl_multi_init()) == NULL) {
+    if (curl_init_rc != CURLE_OK || (own_m && (m = curl_multi_init()) == NULL)) {
         rc = DRV_ENOMEM;
         goto out;
     }
@@ -348,13 +350,19 @@ out:
             curl_multi_remove_handle(m, xs[i].easy);
         xfer_cleanup(&xs[i]);
     }
-    if (m)
+    if (m && own_m)
         curl_multi_cleanup(m);
     free(xs);
     if (rc)
         for (int i = 0; i < n; i++)
             rcs[i] = drv_err_set(&errs[i], rc, "out of memory");
     return rc;
+}
+
+int drv_http_fetch_many(const struct drv_http_request *rqs, struct drv_http_response *resps,
+                        int *rcs, struct drv_err *errs, int n)
+{
+    return fetch_many_on(NULL, rqs, resps, rcs, errs, n);
 }
 
 int drv_http_fetch(const struct drv_http_request *rq, struct drv_http_response *resp,
@@ -402,6 +410,9 @@ struct drv_http_session *drv_http_session_new(void)
         drv_http_session_free(s);
         return NULL;
     }
+    /* the connections it keeps between requests (curl's own default follows the
+     * handles added, which fetch_many removes again) */
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 64L);
     return s;
 }
 
@@ -528,6 +539,18 @@ int drv_http_session_end(struct drv_http_session *s, struct drv_err *err)
     if (s->rc)
         drv_err_set(err, s->err.code ? s->err.code : s->rc, "%s", s->err.msg);
     return s->rc;
+}
+
+int drv_http_session_fetch_many(struct drv_http_session *s, const struct drv_http_request *rqs,
+                                struct drv_http_response *resps, int *rcs, struct drv_err *errs,
+                                int n)
+{
+    if (s->active) {
+        for (int i = 0; i < n; i++)
+            rcs[i] = drv_err_set(&errs[i], DRV_EINVAL, "http session: a request is in progress");
+        return DRV_EINVAL;
+    }
+    return fetch_many_on(s->multi, rqs, resps, rcs, errs, n);
 }
 
 int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,

@@ -299,6 +299,11 @@ struct drv_http_session *drv_http_session_new(void); /* NULL when out of memory 
 void drv_http_session_free(struct drv_http_session *s);
 int drv_http_session_fetch(struct drv_http_session *s, const struct drv_http_request *rq,
                            struct drv_http_response *resp, struct drv_err *err);
+/* drv_http_fetch_many over the session's connections (kept between calls: a
+ * health poll every few seconds reuses them). Not while a request is begun. */
+int drv_http_session_fetch_many(struct drv_http_session *s, const struct drv_http_request *rqs,
+                                struct drv_http_response *resps, int *rcs, struct drv_err *errs,
+                                int n);
 int drv_http_session_begin(struct drv_http_session *s, const struct drv_http_request *rq,
                            struct drv_http_response *resp, struct drv_err *err);
 int drv_http_session_step(struct drv_http_session *s, int timeout_ms);

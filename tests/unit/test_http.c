@@ -1957,6 +1957,52 @@ static void client_first_byte_and_gone(void **state)
     join_producers();
 }
 
+static void session_fetch_many_keeps_its_connections(void **state)
+{
+    (void)state;
+    struct drv_http_server *srv = start(0, 0);
+    struct drv_http_session *sess = drv_http_session_new();
+    assert_non_null(sess);
+    char url[128];
+    url_of(srv, "/json", url, sizeof(url));
+    struct drv_http_request rq[2] = {{.url = url, .timeout_ms = 5000},
+                                     {.url = url, .timeout_ms = 5000}};
+    struct drv_http_response r[2];
+    drv_http_response_init(&r[0]);
+    drv_http_response_init(&r[1]);
+    int rcs[2];
+    struct drv_err errs[2];
+    long tid = 0;
+    for (int round = 0; round < 3; round++) {
+        atomic_store(&g_handler_tid, 0);
+        assert_int_equal(drv_http_session_fetch_many(sess, rq, r, rcs, errs, 1), 0);
+        assert_int_equal(rcs[0], 0);
+        assert_int_equal(r[0].status, 200);
+        /* one connection, one server thread: the same every round */
+        if (round == 0)
+            tid = atomic_load(&g_handler_tid);
+        assert_true(tid > 0);
+        assert_int_equal(atomic_load(&g_handler_tid), tid);
+    }
+    assert_int_equal(drv_http_session_fetch_many(sess, rq, r, rcs, errs, 2), 0);
+    assert_int_equal(rcs[0] | rcs[1], 0);
+    assert_int_equal(r[0].status + r[1].status, 400);
+    /* not while a request of its own is begun */
+    struct drv_http_response one;
+    drv_http_response_init(&one);
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_http_session_begin(sess, &rq[0], &one, &err), 0);
+    assert_int_equal(drv_http_session_fetch_many(sess, rq, r, rcs, errs, 1), DRV_EINVAL);
+    assert_int_equal(rcs[0], DRV_EINVAL);
+    assert_int_equal(drv_http_session_end(sess, &err), DRV_EIO); /* abandoned unfinished */
+    drv_http_response_release(&one);
+    drv_http_response_release(&r[0]);
+    drv_http_response_release(&r[1]);
+    drv_http_session_free(sess);
+    drv_http_server_free(srv);
+}
+
 /* ---- the client's sessions, step by step ------------------------------------------ */
 
 /* Steps the session's transfer with timeout_ms until it finishes (or 20 s of
@@ -2220,6 +2266,7 @@ int main(void)
         cmocka_unit_test(client_unreachable_and_bad_url),
         cmocka_unit_test(client_many_concurrent_streams),
         cmocka_unit_test(client_first_byte_and_gone),
+        cmocka_unit_test(session_fetch_many_keeps_its_connections),
         cmocka_unit_test(session_steps_a_stream_and_reuses_its_connection),
         cmocka_unit_test(session_step_notices_cancel_while_waiting),
         cmocka_unit_test(session_end_abandons_an_unfinished_transfer),
