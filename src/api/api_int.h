@@ -58,6 +58,12 @@ json_t *api_jstr(const char *s);
 /* Model family details object of /api/tags and /api/ps. */
 json_t *api_details(const struct drv_model_desc *m);
 
+/* Ollama's wire (generate, chat), else OpenAI's. */
+static inline bool api_wire_is_ollama(enum drv_api_wire w)
+{
+    return w == DRV_WIRE_OLLAMA_GENERATE || w == DRV_WIRE_OLLAMA_CHAT;
+}
+
 /* Encoder back ends, per wire family. */
 int api_ollama_enc_event(struct drv_api_enc *enc, const struct drv_gen_event *ev, const char *text,
                          size_t len, struct drv_buf *out);

@@ -671,15 +671,10 @@ const char *api_enc_model(const struct drv_api_enc *enc, const struct drv_gen_ev
     return ev->model ? ev->model : "";
 }
 
-static bool is_ollama(enum drv_api_wire w)
-{
-    return w == DRV_WIRE_OLLAMA_GENERATE || w == DRV_WIRE_OLLAMA_CHAT;
-}
-
 static int wire_event(struct drv_api_enc *enc, const struct drv_gen_event *ev, const char *text,
                       size_t len, struct drv_buf *out)
 {
-    if (is_ollama(enc->wire))
+    if (api_wire_is_ollama(enc->wire))
         return api_ollama_enc_event(enc, ev, text, len, out);
     return api_openai_enc_event(enc, ev, text, len, out);
 }
@@ -804,7 +799,7 @@ json_t *api_jstr(const char *s)
 json_t *api_error_object(enum drv_api_wire wire, int status, const char *message)
 {
     json_t *msg = api_jstr(message);
-    if (is_ollama(wire))
+    if (api_wire_is_ollama(wire))
         return json_pack("{s:o}", "error", msg);
     return json_pack("{s:{s:o,s:s,s:i}}", "error", "message", msg, "type",
                      openai_error_type(status), "code", status);

@@ -11,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_ollama(enum drv_api_wire w)
-{
-    return w == DRV_WIRE_OLLAMA_GENERATE || w == DRV_WIRE_OLLAMA_CHAT;
-}
-
 static bool is_chat(enum drv_api_wire w)
 {
     return w == DRV_WIRE_OLLAMA_CHAT || w == DRV_WIRE_OPENAI_CHAT;
@@ -120,7 +115,7 @@ static int put_format(json_t *o, const struct drv_gen_request *r, enum drv_api_w
             return DRV_EINVAL;
         }
     }
-    if (is_ollama(wire))
+    if (api_wire_is_ollama(wire))
         return put(o, "format", schema ? schema : json_string("json"));
     if (wire == DRV_WIRE_OPENAI_COMPLETION) /* llama-server reads json_schema there */
         return put(o, "json_schema", schema ? schema : json_pack("{s:s}", "type", "object"));
@@ -169,7 +164,7 @@ static int put_input(json_t *o, const struct drv_gen_request *r, enum drv_api_wi
 static int build_body(json_t *o, const struct drv_gen_request *r, enum drv_api_wire wire,
                       bool stream, const char *model)
 {
-    bool ollama = is_ollama(wire);
+    bool ollama = api_wire_is_ollama(wire);
     int rc;
     if ((rc = put(o, "model", api_jstr(model))) || (rc = put_input(o, r, wire)) ||
         (rc = put(o, "stream", json_boolean(stream))))
@@ -453,7 +448,7 @@ static int decode_object(struct drv_api_upstream_parser *p, const char *s, size_
     if (e && !json_is_null(e))
         node_error(p, e, sink, ud);
     else
-        rc = is_ollama(p->wire) ? ollama_object(p, o, whole, sink, ud)
+        rc = api_wire_is_ollama(p->wire) ? ollama_object(p, o, whole, sink, ud)
                                 : openai_object(p, o, whole, sink, ud);
     json_decref(o);
     return rc;
@@ -553,7 +548,7 @@ static int decode_line(struct drv_api_upstream_parser *p, const char *s, size_t 
         if (n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) /* a byte order mark */
             s += 3, n -= 3;
     }
-    if (!is_ollama(p->wire))
+    if (!api_wire_is_ollama(p->wire))
         return sse_line(p, s, n, sink, ud, err);
     size_t k = 0;
     while (k < n && is_space(s[k]))
@@ -637,13 +632,13 @@ int drv_api_upstream_finish(struct drv_api_upstream_parser *p, drv_gen_sink sink
         rc = decode_line(p, p->line.data, p->line.len, sink, ud, &lerr);
         drv_buf_reset(&p->line);
     }
-    if (rc >= 0 && !p->finished && !p->sink_stopped && !is_ollama(p->wire))
+    if (rc >= 0 && !p->finished && !p->sink_stopped && !api_wire_is_ollama(p->wire))
         rc = sse_dispatch(p, sink, ud, &lerr);
     if (p->sink_stopped)
         return 1;
     if (p->finished)
         return 0;
-    if (!is_ollama(p->wire) && p->seen_finish)
+    if (!api_wire_is_ollama(p->wire) && p->seen_finish)
         send_done(p, sink, ud);
     else
         send_error(p, 502, "node ended the stream early", sink, ud);
