@@ -350,7 +350,9 @@ static void h_show(struct drv_http_req *req, void *ud)
         {"expert_feed_forward_length", m->expert_feed_forward_length},
         {"vocab_size", m->vocab_size},
     };
-    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+    /* keys are named by the architecture: none known (a llama-server listing),
+     * none sent */
+    for (size_t i = 0; m->family[0] && i < sizeof(more) / sizeof(more[0]); i++) {
         if (more[i].v == 0)
             continue;
         snprintf(key, sizeof(key), "%s.%s", m->family, more[i].suffix);
@@ -359,10 +361,11 @@ static void h_show(struct drv_http_req *req, void *ud)
     json_t *caps = json_array();
     json_array_append_new(caps, json_string("completion"));
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:[s], s:s, s:s}, s:o, s:o, s:s}", "modelfile", "",
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:o, s:s, s:s}, s:o, s:o, s:s}", "modelfile", "",
         "parameters", "", "template", "", "details", "parent_model", "", "format", "gguf", "family",
-        m->family, "families", m->family, "parameter_size", m->parameter_size, "quantization_level",
-        m->quantization, "model_info", info, "capabilities", caps, "modified_at", "");
+        m->family, "families", m->family[0] ? json_pack("[s]", m->family) : json_array(),
+        "parameter_size", m->parameter_size, "quantization_level", m->quantization, "model_info",
+        info, "capabilities", caps, "modified_at", "");
     char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (out)
         drv_http_respond(req, 200, "application/json", out, strlen(out));
