@@ -62,6 +62,9 @@ struct job {
     char node_model[256];
     uint64_t t0, t_first;
     bool started; /* text reached the client: no failover from here */
+    /* a whole answer's text so far ([0] answer, [1] thinking), passed on at its
+     * end: a node that fails part-way is replaced and its part dropped */
+    struct drv_buf whole_text[2];
     bool answer_text, thinking_text;
     int last_status;
     char last_error[256];
@@ -79,6 +82,8 @@ static void job_free(struct job *j)
 {
     if (j) {
         free(j->body);
+        drv_buf_release(&j->whole_text[0]);
+        drv_buf_release(&j->whole_text[1]);
         free(j);
     }
 }
@@ -412,6 +417,11 @@ static void job_failover(struct job *j, int status, const char *msg, bool node_f
     j->last_status = status;
     drv_strlcpy(j->last_error, msg, sizeof(j->last_error));
     j->node = -1;
+    /* a whole answer starts again on the next node */
+    drv_buf_reset(&j->whole_text[0]);
+    drv_buf_reset(&j->whole_text[1]);
+    j->answer_text = j->thinking_text = false;
+    j->t_first = 0;
     enqueue(f, j, true);
     pthread_mutex_unlock(&f->mu);
 }
@@ -474,11 +484,22 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
     case DRV_EV_THINKING:
         if (ev.len && !j->t_first)
             j->t_first = drv_now_ns();
-        j->started = j->started || ev.len > 0;
         if (ev.kind == DRV_EV_TOKEN)
             j->answer_text = j->answer_text || !blank(ev.text, ev.len);
         else
             j->thinking_text = j->thinking_text || ev.len > 0;
+        if (j->whole) {
+            if (drv_buf_append(&j->whole_text[ev.kind == DRV_EV_THINKING], ev.text, ev.len) == 0)
+                return is_cancelled(j);
+            ev = (struct drv_gen_event){.kind = DRV_EV_ERROR,
+                                        .status = 502,
+                                        .message = "the answer is larger than the gateway holds",
+                                        .node = ev.node,
+                                        .model = ev.model};
+            j->started = true; /* not for another node either */
+            break;
+        }
+        j->started = j->started || ev.len > 0;
         return j->sink(j->ud, &ev) || is_cancelled(j);
     case DRV_EV_ERROR:
         if (!j->started && retryable(ev.status) && !is_cancelled(j)) {
@@ -493,6 +514,15 @@ static int job_sink(void *ud, const struct drv_gen_event *ev0)
     case DRV_EV_DONE:
         if (ev.stats.total_ns == 0)
             ev.stats.total_ns = drv_now_ns() - j->t0;
+        for (int ch = 1; j->whole && ch >= 0; ch--) /* the whole answer, now it is whole */
+            if (j->whole_text[ch].len) {
+                struct drv_gen_event t = {.kind = ch ? DRV_EV_THINKING : DRV_EV_TOKEN,
+                                          .text = j->whole_text[ch].data,
+                                          .len = j->whole_text[ch].len,
+                                          .node = ev.node,
+                                          .model = ev.model};
+                j->sink(j->ud, &t);
+            }
         if (ev.stats.done_reason && strcmp(ev.stats.done_reason, "length") == 0 &&
             !j->answer_text && j->thinking_text) {
             ev.stats.warning = "thinking-exhausted";
@@ -1189,6 +1219,8 @@ static struct job *job_new(struct drv_fleet *f, const char *model, const char *r
     j->f = f;
     j->node = -1;
     j->t0 = drv_now_ns();
+    drv_buf_init(&j->whole_text[0], DRV_API_MAX_TEXT);
+    drv_buf_init(&j->whole_text[1], DRV_API_MAX_TEXT);
     j->cancel = cancel;
     drv_strlcpy(j->model, model, sizeof(j->model));
     drv_fleet_model_key(model, j->key, sizeof(j->key));
@@ -1199,7 +1231,7 @@ static struct job *job_new(struct drv_fleet *f, const char *model, const char *r
                     "X-Drover-Route: \"%s\" is not fastest, least-busy, round-robin, priority "
                     "or pinned=NODE",
                     route);
-        free(j);
+        job_free(j);
         return NULL;
     }
     if (j->route == DRV_ROUTE_PINNED) {
@@ -1208,7 +1240,7 @@ static struct job *job_new(struct drv_fleet *f, const char *model, const char *r
             found = found || strcmp(f->nodes[i].cfg.name, j->pinned) == 0;
         if (!found) {
             drv_err_set(err, DRV_EINVAL, "X-Drover-Route: no node named \"%s\"", j->pinned);
-            free(j);
+            job_free(j);
             return NULL;
         }
     }

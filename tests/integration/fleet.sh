@@ -299,6 +299,30 @@ printf '%s\n' "$BODY" | grep -q '"t2 "' && printf '%s' "$last" | grep -q '"error
   ! printf '%s\n' "$BODY" | grep -q '"done":true' && pass || fail "stall: tokens, then an error event, no done: $BODY"
 [ "$ms" -lt 3000 ] && pass || fail "stall noticed after $ms ms (stall_timeout 1s)"
 
+# ---- a whole answer is held until it is whole: a node that stalls part-way is replaced ----
+fake_up ok --interval 10 --tokens 5 || fail "second fake node"
+cat >"$T_TMP/whole.conf" <<EOF
+[fleet]
+local = no
+route = priority
+stall_timeout = 1s
+[node st]
+url = http://127.0.0.1:$st_PORT
+kind = ollama
+priority = 1
+[node ok]
+url = http://127.0.0.1:$ok_PORT
+kind = ollama
+priority = 2
+EOF
+start_serve "$T_TMP/gw7.log" --config "$T_TMP/whole.conf" || fail "whole-answer gateway"
+PIDS+=("$PID")
+trap 'for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+call POST "$U/api/generate" '{"model":"slow","prompt":"x","stream":false}'
+expect_code 200 "whole answer: the stalled node's part dropped, the next node answers"
+jq_check 'j.response === "t0 t1 t2 t3 t4 " && j.done' "whole answer: exactly the second node's text"
+[ "$(served_by)" = ok ] && pass || fail "whole answer served by $(served_by), want ok"
+
 # ---- a node that says nothing while it reads a long prompt is not stalled ----
 # Same stall_timeout (1s); this node is silent for 4 s before it answers. Not
 # measured yet, it is given 3x a slow CPU's prompt time on top for a long prompt.
