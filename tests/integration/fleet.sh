@@ -5,7 +5,8 @@
 M=$DROVER_TEST_MODELS/stories260K.gguf
 HERE=$(cd "$(dirname "$0")" && pwd)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+STOP_ALL='for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"'
+trap "$STOP_ALL" EXIT
 
 # node NAME [PORT] [serve args...] : a drover node; leaves ${NAME}_PID, ${NAME}_PORT
 node_up() {
@@ -53,6 +54,15 @@ call() {
   BODY=${BODY%$'\n'*}
   HDRS=$(tr -d '\r' <"$T_TMP/hdrs")
 }
+# gateway NAME [ARGS...]: drover serve --config $T_TMP/NAME.conf (log NAME.log).
+# start_serve's exit trap knows only its own process: this one stops (and
+# first continues: a test stops one with SIGSTOP) every process started here.
+gateway() {
+  local name=$1; shift
+  start_serve "$T_TMP/$name.log" --config "$T_TMP/$name.conf" "$@" || { fail "$name gateway did not start"; return 1; }
+  PIDS+=("$PID")
+  trap "$STOP_ALL" EXIT
+}
 served_by() { printf '%s\n' "$HDRS" | sed -n 's/^[Xx]-[Dd]rover-[Nn]ode: //p'; }
 expect_code() { [ "$CODE" = "$1" ] && pass || fail "$2: HTTP $CODE, want $1: $BODY"; }
 jq_check() { # jq_check JS_EXPR WHAT : JS with j = parsed $BODY
@@ -93,10 +103,8 @@ thinker = false
 [alias tiny]
 model = stories260K
 EOF
-start_serve "$T_TMP/gw.log" --config "$T_TMP/fleet.conf" || { fail "gateway did not start"; finish; exit 1; }
-PIDS+=("$PID")
+gateway fleet || { finish; exit 1; }
 G=$U
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
 
 # ---- the union of the nodes' models, in both APIs ----
 call GET "$G/api/tags"; expect_code 200 tags
@@ -246,9 +254,7 @@ local = no
 [node a]
 url = http://127.0.0.1:$a_PORT
 EOF
-start_serve "$T_TMP/gw2.log" --config "$T_TMP/keyed.conf" || fail "keyed gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+gateway keyed
 call GET "$U/api/tags"; expect_code 401 "no key: 401"
 call GET "$U/api/tags" "" "Authorization: Bearer wrong"; expect_code 401 "wrong key: 401"
 call GET "$U/api/tags" "" "Authorization: Bearer s3cret-key"; expect_code 200 "right key: 200"
@@ -266,16 +272,14 @@ local = no
 url = $K
 api_key_file = $T_TMP/keys
 EOF
-start_serve "$T_TMP/gw3.log" --config "$T_TMP/chain.conf" --host 0.0.0.0 --log-level debug || fail "chained gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
-grep -q "listens on 127.0.0.1 only" "$T_TMP/gw3.log" && pass || fail "no keys: loopback only, and said: $(cat "$T_TMP/gw3.log")"
+gateway chain --host 0.0.0.0 --log-level debug
+grep -q "listens on 127.0.0.1 only" "$T_TMP/chain.log" && pass || fail "no keys: loopback only, and said: $(cat "$T_TMP/chain.log")"
 call POST "$U/api/generate" "$GEN"
 expect_code 200 "through a keyed upstream"
 [ "$(served_by)" = keyed ] && pass || fail "chained: served by $(served_by)"
 call GET "$U/api/drover/nodes"
 jq_check 'j.nodes[0].kind === "drover" && j.nodes[0].up' "the keyed node's kind detected with its key"
-grep -q "s3cret" "$T_TMP/gw2.log" "$T_TMP/gw3.log" && fail "the key reached a log" || pass
+grep -q "s3cret" "$T_TMP/keyed.log" "$T_TMP/chain.log" && fail "the key reached a log" || pass
 
 # ---- a node that goes silent mid-answer: stall_timeout ends it with an error event ----
 fake_up st --interval 20 --tokens 40 --stall-after 3 || fail "stalling fake node"
@@ -287,9 +291,7 @@ stall_timeout = 1s
 url = http://127.0.0.1:$st_PORT
 kind = ollama
 EOF
-start_serve "$T_TMP/gw4.log" --config "$T_TMP/stall.conf" || fail "stall gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+gateway stall
 t0=$(date +%s%N)
 call POST "$U/api/generate" '{"model":"slow","prompt":"x"}'
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -315,9 +317,7 @@ url = http://127.0.0.1:$ok_PORT
 kind = ollama
 priority = 2
 EOF
-start_serve "$T_TMP/gw7.log" --config "$T_TMP/whole.conf" || fail "whole-answer gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+gateway whole
 call POST "$U/api/generate" '{"model":"slow","prompt":"x","stream":false}'
 expect_code 200 "whole answer: the stalled node's part dropped, the next node answers"
 jq_check 'j.response === "t0 t1 t2 t3 t4 " && j.done' "whole answer: exactly the second node's text"
@@ -328,9 +328,7 @@ jq_check 'j.response === "t0 t1 t2 t3 t4 " && j.done' "whole answer: exactly the
 # measured yet, it is given 3x a slow CPU's prompt time on top for a long prompt.
 fake_up fd --interval 10 --tokens 5 --first-delay 4000 || fail "slow-starting fake node"
 sed -e "s/$st_PORT/$fd_PORT/" -e "s/^\[node st\]/[node fd]/" "$T_TMP/stall.conf" >"$T_TMP/first.conf"
-start_serve "$T_TMP/gw5.log" --config "$T_TMP/first.conf" || fail "first-byte gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+gateway first
 long=$(printf 'word %.0s' $(seq 400))
 t0=$(date +%s%N)
 call POST "$U/api/generate" "{\"model\":\"slow\",\"prompt\":\"$long\",\"stream\":false}"
@@ -360,9 +358,7 @@ stall_timeout = 60s
 url = http://127.0.0.1:$hz_PORT
 kind = ollama
 EOF
-start_serve "$T_TMP/gw6.log" --config "$T_TMP/gone.conf" || fail "gone gateway"
-PIDS+=("$PID")
-trap 'for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T_TMP"' EXIT
+gateway gone
 curl -s -N "$U/api/generate" -d '{"model":"slow","prompt":"x"}' >"$T_TMP/gone.out" &
 cpid=$!
 for _ in $(seq 50); do grep -q '"t2 "' "$T_TMP/gone.out" 2>/dev/null && break; sleep 0.1; done
