@@ -37,7 +37,8 @@ struct fnode {
     enum drv_node_kind kind; /* detected when cfg.kind is AUTO */
     bool up;
     int fails; /* consecutive failures (passive and active) */
-    atomic_bool gone; /* the last health check got no answer: silent transfers stop */
+    int unanswered;   /* consecutive health checks that got no answer at all */
+    atomic_bool gone; /* two of them: silent transfers stop (one may be a slow moment) */
     char error[256];
     char version[64];
     struct fmodel *models; /* available, loaded flag from the running list */

@@ -293,6 +293,7 @@ void drv_fleet_poll(struct drv_fleet *f)
                         drv_node_kind_name(nd->kind), nd->cfg.url, r->n_models,
                         r->n_models == 1 ? "" : "s");
             nd->up = true;
+            nd->unanswered = 0;
             atomic_store(&nd->gone, false);
             nd->fails = 0;
             nd->error[0] = '\0';
@@ -309,9 +310,10 @@ void drv_fleet_poll(struct drv_fleet *f)
                 drv_log(DRV_LOG_WARN, "fleet: node %s (%s) is down: %s", nd->cfg.name, nd->cfg.url,
                         r->error);
             nd->up = false;
-            /* no answer at all: a switched-off or hung machine, whose transfers
-             * in flight would otherwise wait out stall_timeout */
-            atomic_store(&nd->gone, r->unanswered);
+            /* no answer at all, twice running: a switched-off or hung machine,
+             * whose transfers in flight would otherwise wait out stall_timeout */
+            nd->unanswered = r->unanswered ? nd->unanswered + 1 : 0;
+            atomic_store(&nd->gone, nd->unanswered >= 2);
             nd->fails++;
             drv_strlcpy(nd->error, r->error, sizeof(nd->error));
             free(r->models);
