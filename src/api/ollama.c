@@ -294,7 +294,8 @@ static int put_piece(const struct drv_api_enc *enc, const struct drv_gen_event *
     bool chat = enc->wire == DRV_WIRE_OLLAMA_CHAT;
     int rc = put_head(enc, ev, out);
     if (rc == 0)
-        rc = api_put(out, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+        rc = api_put(out,
+                     chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
     if (rc == 0 && ev->kind == DRV_EV_THINKING)
         rc = api_put(out, "\"\",\"thinking\":");
     if (rc == 0)
@@ -316,9 +317,11 @@ static int put_done(const struct drv_api_enc *enc, const struct drv_gen_event *e
     const struct drv_buf *answer = &enc->text[0], *thinking = &enc->text[1];
     int rc = put_head(enc, ev, out);
     if (rc == 0)
-        rc = api_put(out, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+        rc = api_put(out,
+                     chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
     if (rc == 0)
-        rc = full && answer->len ? api_put_jstr(out, answer->data, answer->len) : api_put(out, "\"\"");
+        rc = full && answer->len ? api_put_jstr(out, answer->data, answer->len)
+                                 : api_put(out, "\"\"");
     if (rc == 0 && has_thinking) {
         rc = api_put(out, ",\"thinking\":");
         if (rc == 0)

@@ -363,10 +363,12 @@ static int put_piece(const struct drv_api_enc *enc, const struct drv_gen_event *
     if (rc == 0)
         rc = api_put_jstr(out, m, strlen(m));
     if (rc == 0 && chat) {
-        rc = api_put(out, enc->role_sent ? ",\"choices\":[{\"index\":0,\"delta\":{"
-                                         : ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",");
+        rc = api_put(out, enc->role_sent
+                              ? ",\"choices\":[{\"index\":0,\"delta\":{"
+                              : ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",");
         if (rc == 0)
-            rc = api_put(out, ev->kind == DRV_EV_THINKING ? "\"reasoning_content\":" : "\"content\":");
+            rc = api_put(out,
+                         ev->kind == DRV_EV_THINKING ? "\"reasoning_content\":" : "\"content\":");
         if (rc == 0)
             rc = api_put_jstr(out, text, len);
         if (rc == 0)
@@ -493,7 +495,10 @@ static void ftype_of_quant(const char *q, char *out, size_t size)
     if (strcmp(q, "Q2_K") == 0)
         word = "Medium", n = 4;
     else if (n > 4 && q[n - 2] == '_' && strstr(q, "_K_") != NULL)
-        word = q[n - 1] == 'S' ? "Small" : q[n - 1] == 'M' ? "Medium" : q[n - 1] == 'L' ? "Large" : NULL;
+        word = q[n - 1] == 'S'   ? "Small"
+               : q[n - 1] == 'M' ? "Medium"
+               : q[n - 1] == 'L' ? "Large"
+                                 : NULL;
     if (word)
         snprintf(out, size, "%.*s - %s", (int)(strcmp(q, "Q2_K") == 0 ? n : n - 2), q, word);
     else

@@ -449,7 +449,7 @@ static int decode_object(struct drv_api_upstream_parser *p, const char *s, size_
         node_error(p, e, sink, ud);
     else
         rc = api_wire_is_ollama(p->wire) ? ollama_object(p, o, whole, sink, ud)
-                                : openai_object(p, o, whole, sink, ud);
+                                         : openai_object(p, o, whole, sink, ud);
     json_decref(o);
     return rc;
 }

@@ -31,8 +31,8 @@
  * JSON object, the cheapest); a longer or unbounded one is streamed from the node
  * and put together here, so that a node that stopped is told from a long answer. */
 #define WHOLE_MAX_TOKENS 64
-#define MAX_FAILS       3     /* consecutive passive failures that take a node down */
-#define PUMP_WAIT_MS    50    /* a lent thread waits this long for the node, then looks again */
+#define MAX_FAILS        3  /* consecutive passive failures that take a node down */
+#define PUMP_WAIT_MS     50 /* a lent thread waits this long for the node, then looks again */
 
 struct attempt;
 
@@ -1422,8 +1422,8 @@ static int fleet_list_running(struct drv_backend *b, struct drv_model_desc *out,
 /* /api/show from a node that speaks Ollama's API and has the model (a drover or
  * an Ollama node): its template, parameters, capabilities and full model_info,
  * which the gateway's own listing does not have. The first node that answers. */
-static int fleet_show(struct drv_backend *b, const char *model, bool verbose,
-                      struct drv_buf *out, struct drv_err *err)
+static int fleet_show(struct drv_backend *b, const char *model, bool verbose, struct drv_buf *out,
+                      struct drv_err *err)
 {
     struct drv_fleet *f = b->impl;
     char key[160];
@@ -1470,7 +1470,8 @@ static int fleet_show(struct drv_backend *b, const char *model, bool verbose,
         int rc = drv_http_fetch(&rq, &r, &e);
         free(body);
         /* a JSON object from a 200 is the answer; anything else: the next node */
-        json_t *j = rc == 0 && r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+        json_t *j =
+            rc == 0 && r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
         bool ok = json_is_object(j) && json_object_get(j, "error") == NULL;
         json_decref(j);
         if (ok) {

@@ -36,7 +36,7 @@ struct fnode {
     struct drv_fleet_node_cfg cfg;
     enum drv_node_kind kind; /* detected when cfg.kind is AUTO */
     bool up;
-    int fails; /* consecutive failures (passive and active) */
+    int fails;        /* consecutive failures (passive and active) */
     int unanswered;   /* consecutive health checks that got no answer at all */
     atomic_bool gone; /* two of them: silent transfers stop (one may be a slow moment) */
     char error[256];

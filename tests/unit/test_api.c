@@ -636,13 +636,15 @@ static void direct_json_strings(void **state)
         char s[3] = {'a', (char)c, 'b'};
         assert_jstr_as_jansson(s, 3);
     }
-    const char *fixed[] = {"", "plain", "q\"uote\\back/slash", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80",
-                           "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\xff", "tab\there\r\n"};
+    const char *fixed[] = {
+        "",     "plain",        "q\"uote\\back/slash", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80",
+        "\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80",    "\xc0\xaf",
+        "\xff", "tab\there\r\n"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         assert_jstr_as_jansson(fixed[i], strlen(fixed[i]));
     assert_jstr_as_jansson("nul\0in", 6);
     /* random bytes, weighted to ASCII, control characters and UTF-8 lead bytes */
-    static const unsigned char pick[] = {'a', ' ', '"', '\\', 0x01, 0x1f, 0x7f, 0xc3, 0xa9,
+    static const unsigned char pick[] = {'a',  ' ',  '"',  '\\', 0x01, 0x1f, 0x7f, 0xc3, 0xa9,
                                          0xe4, 0xb8, 0xad, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xff};
     uint32_t seed = 12345;
     for (int k = 0; k < 5000; k++) {

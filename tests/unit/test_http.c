@@ -1911,8 +1911,11 @@ static int timed_fetch(struct drv_http_server *srv, const char *mode, const char
     char path[64], url[128];
     snprintf(path, sizeof(path), "/defer?mode=%s", mode);
     url_of(srv, path, url, sizeof(url));
-    struct drv_http_request rq = {.url = url, .timeout_ms = 10000, .stall_timeout_ms = stall,
-                                  .first_byte_timeout_ms = first, .gone = gone,
+    struct drv_http_request rq = {.url = url,
+                                  .timeout_ms = 10000,
+                                  .stall_timeout_ms = stall,
+                                  .first_byte_timeout_ms = first,
+                                  .gone = gone,
                                   .gone_grace_ms = grace};
     struct drv_http_response r;
     drv_http_response_init(&r);
@@ -1947,8 +1950,8 @@ static void client_first_byte_and_gone(void **state)
     assert_non_null(strstr(err.msg, "stopped answering"));
     assert_true(ms >= 90 && ms < 350);
     /* ...one that is receiving goes on (lines every 5 ms after 30 ms) */
-    assert_int_equal(timed_fetch(srv, "stream", "line-0\nline-1\nline-2\nline-3\nline-4\n",
-                                 10000, 0, &gone, 100, &err, &ms),
+    assert_int_equal(timed_fetch(srv, "stream", "line-0\nline-1\nline-2\nline-3\nline-4\n", 10000,
+                                 0, &gone, 100, &err, &ms),
                      0);
     /* ...and without the flag nothing changes */
     atomic_store(&gone, false);

@@ -1231,9 +1231,14 @@ static void listings(void **state)
     /* llama-server's own listing: its file type names become Ollama's labels */
     const struct {
         const char *ftype, *quant;
-    } ft[] = {{"Q4_K - Medium", "Q4_K_M"}, {"Q5_K - Small", "Q5_K_S"}, {"Q3_K - Large", "Q3_K_L"},
-              {"Q2_K - Medium", "Q2_K"},   {"(guessed) Q8_0", "Q8_0"},  {"all F32", "F32"},
-              {"BF16", "BF16"},            {"IQ2_XXS - 2.0625 bpw", "IQ2_XXS"}};
+    } ft[] = {{"Q4_K - Medium", "Q4_K_M"},
+              {"Q5_K - Small", "Q5_K_S"},
+              {"Q3_K - Large", "Q3_K_L"},
+              {"Q2_K - Medium", "Q2_K"},
+              {"(guessed) Q8_0", "Q8_0"},
+              {"all F32", "F32"},
+              {"BF16", "BF16"},
+              {"IQ2_XXS - 2.0625 bpw", "IQ2_XXS"}};
     for (size_t i = 0; i < sizeof(ft) / sizeof(ft[0]); i++) {
         char body[512];
         snprintf(body, sizeof(body),
