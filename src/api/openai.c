@@ -1,6 +1,7 @@
 /* api: the OpenAI wire format as llama-server speaks it (/v1/completions,
  * /v1/chat/completions, /v1/embeddings, /v1/models). */
 #include "api/api_int.h"
+#include "model/model.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -486,35 +487,15 @@ int api_openai_enc_event(struct drv_api_enc *enc, const struct drv_gen_event *ev
 
 /* ---- listings and embeddings ---------------------------------------------------------- */
 
-/* llama.cpp's name of a file type (llama_ftype_name) from Ollama's label:
- * "Q4_K_M" is "Q4_K - Medium", "Q2_K" is "Q2_K - Medium", "F32" is "all F32". */
-static void ftype_of_quant(const char *q, char *out, size_t size)
-{
-    size_t n = strlen(q);
-    const char *word = NULL;
-    if (strcmp(q, "Q2_K") == 0)
-        word = "Medium", n = 4;
-    else if (n > 4 && q[n - 2] == '_' && strstr(q, "_K_") != NULL)
-        word = q[n - 1] == 'S'   ? "Small"
-               : q[n - 1] == 'M' ? "Medium"
-               : q[n - 1] == 'L' ? "Large"
-                                 : NULL;
-    if (word)
-        snprintf(out, size, "%.*s - %s", (int)(strcmp(q, "Q2_K") == 0 ? n : n - 2), q, word);
-    else
-        snprintf(out, size, "%s%s", strcmp(q, "F32") == 0 ? "all " : "", q);
-}
-
 /* llama-server's "meta" of a model, for clients that read the shape there */
 static json_t *openai_meta(const struct drv_model_desc *m)
 {
-    char ft[48];
-    ftype_of_quant(m->quantization, ft, sizeof(ft));
+    const char *ft = drv_ftype_llama_name(m->quantization);
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "n_vocab", (json_int_t)m->vocab_size, "n_ctx",
                      (json_int_t)(m->context_length ? m->context_length : m->n_ctx_train),
                      "n_ctx_train", (json_int_t)m->n_ctx_train, "n_embd",
                      (json_int_t)m->embedding_length, "n_params", (json_int_t)m->n_params, "size",
-                     (json_int_t)m->size, "ftype", ft);
+                     (json_int_t)m->size, "ftype", ft ? ft : m->quantization);
 }
 
 int drv_api_openai_models(const struct drv_model_desc *models, size_t n, struct drv_buf *out)

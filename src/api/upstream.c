@@ -3,6 +3,7 @@
  * its embeddings. Everything here reads bytes from the network: no input may
  * crash it, and every buffer has a cap. */
 #include "api/api_int.h"
+#include "model/model.h"
 
 #include <float.h>
 #include <limits.h>
@@ -781,30 +782,6 @@ int drv_api_parse_ollama_ps(const char *body, size_t len, struct drv_model_desc 
     return parse_tags(body, len, out, cap, true);
 }
 
-/* Ollama's quantization label ("Q4_K_M") from llama-server's file type name
- * (llama_ftype_name: "Q4_K - Medium", "all F32", "IQ2_XXS - 2.0625 bpw",
- * "(guessed) Q8_0"). */
-static void quant_of_ftype(const char *ft, char *out, size_t size)
-{
-    static const char guessed[] = "(guessed) ";
-    if (strncmp(ft, guessed, sizeof(guessed) - 1) == 0)
-        ft += sizeof(guessed) - 1;
-    if (strncmp(ft, "all ", 4) == 0)
-        ft += 4;
-    const char *dash = strstr(ft, " - ");
-    size_t n = dash ? (size_t)(dash - ft) : strlen(ft);
-    const char *size_tag = "";
-    if (dash && strcmp(ft, "Q2_K - Medium") != 0) { /* Ollama's Q2_K is llama.cpp's Q2_K - Medium */
-        if (strcmp(dash + 3, "Small") == 0)
-            size_tag = "_S";
-        else if (strcmp(dash + 3, "Medium") == 0)
-            size_tag = "_M";
-        else if (strcmp(dash + 3, "Large") == 0)
-            size_tag = "_L";
-    }
-    snprintf(out, size, "%.*s%s", (int)(n < 64 ? n : 64), ft, size_tag);
-}
-
 /* llama-server's "meta" of a model: its shape and file, as /api/show and
  * /api/tags need them. */
 static void openai_meta(json_t *meta, struct drv_model_desc *d)
@@ -824,8 +801,9 @@ static void openai_meta(json_t *meta, struct drv_model_desc *d)
     v = get_u64(meta, "n_vocab");
     d->vocab_size = v > UINT32_MAX ? 0 : (uint32_t)v;
     const char *ft = json_string_value(json_object_get(meta, "ftype"));
-    if (ft)
-        quant_of_ftype(ft, d->quantization, sizeof(d->quantization));
+    const char *q = ft ? drv_ftype_name_of_llama(ft) : NULL;
+    if (ft) /* a name drover does not know is passed on as it came */
+        drv_strlcpy(d->quantization, q ? q : ft, sizeof(d->quantization));
 }
 
 int drv_api_parse_openai_models(const char *body, size_t len, struct drv_model_desc *out, int cap)

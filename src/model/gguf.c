@@ -154,19 +154,47 @@ static bool kv_str(const struct gguf_context *g, const char *key, char *out, siz
     return true;
 }
 
-/* ---- llama_ftype names (llama.h's enum llama_ftype; values are a file format) */
+/* ---- llama_ftype names (llama.h's enum llama_ftype; values are a file format):
+ * Ollama's label, and llama.cpp's own name (llama_ftype_name, which llama-server
+ * sends as a model's "ftype") */
 
 static const struct {
     int v;
-    const char *name;
+    const char *name, *llama;
 } ftypes[] = {
-    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},
-    {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},      {11, "Q3_K_S"}, {12, "Q3_K_M"},
-    {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},    {16, "Q5_K_S"}, {17, "Q5_K_M"},
-    {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},    {21, "Q2_K_S"}, {22, "IQ3_XS"},
-    {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},    {26, "IQ3_S"},  {27, "IQ3_M"},
-    {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},    {31, "IQ1_M"},  {32, "BF16"},
-    {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"},
+    {0, "F32", "all F32"},
+    {1, "F16", "F16"},
+    {2, "Q4_0", "Q4_0"},
+    {3, "Q4_1", "Q4_1"},
+    {7, "Q8_0", "Q8_0"},
+    {8, "Q5_0", "Q5_0"},
+    {9, "Q5_1", "Q5_1"},
+    {10, "Q2_K", "Q2_K - Medium"},
+    {11, "Q3_K_S", "Q3_K - Small"},
+    {12, "Q3_K_M", "Q3_K - Medium"},
+    {13, "Q3_K_L", "Q3_K - Large"},
+    {14, "Q4_K_S", "Q4_K - Small"},
+    {15, "Q4_K_M", "Q4_K - Medium"},
+    {16, "Q5_K_S", "Q5_K - Small"},
+    {17, "Q5_K_M", "Q5_K - Medium"},
+    {18, "Q6_K", "Q6_K"},
+    {19, "IQ2_XXS", "IQ2_XXS - 2.0625 bpw"},
+    {20, "IQ2_XS", "IQ2_XS - 2.3125 bpw"},
+    {21, "Q2_K_S", "Q2_K - Small"},
+    {22, "IQ3_XS", "IQ3_XS - 3.3 bpw"},
+    {23, "IQ3_XXS", "IQ3_XXS - 3.0625 bpw"},
+    {24, "IQ1_S", "IQ1_S - 1.5625 bpw"},
+    {25, "IQ4_NL", "IQ4_NL - 4.5 bpw"},
+    {26, "IQ3_S", "IQ3_S - 3.4375 bpw"},
+    {27, "IQ3_M", "IQ3_S mix - 3.66 bpw"},
+    {28, "IQ2_S", "IQ2_S - 2.5 bpw"},
+    {29, "IQ2_M", "IQ2_M - 2.7 bpw"},
+    {30, "IQ4_XS", "IQ4_XS - 4.25 bpw"},
+    {31, "IQ1_M", "IQ1_M - 1.75 bpw"},
+    {32, "BF16", "BF16"},
+    {36, "TQ1_0", "TQ1_0 - 1.69 bpw ternary"},
+    {37, "TQ2_0", "TQ2_0 - 2.06 bpw ternary"},
+    {38, "MXFP4_MOE", "MXFP4 MoE"},
 };
 
 const char *drv_ftype_name(int file_type)
@@ -174,6 +202,25 @@ const char *drv_ftype_name(int file_type)
     for (size_t i = 0; i < sizeof(ftypes) / sizeof(ftypes[0]); i++)
         if (ftypes[i].v == file_type)
             return ftypes[i].name;
+    return NULL;
+}
+
+const char *drv_ftype_name_of_llama(const char *llama_name)
+{
+    static const char guessed[] = "(guessed) ";
+    if (strncmp(llama_name, guessed, sizeof(guessed) - 1) == 0)
+        llama_name += sizeof(guessed) - 1;
+    for (size_t i = 0; i < sizeof(ftypes) / sizeof(ftypes[0]); i++)
+        if (strcmp(ftypes[i].llama, llama_name) == 0)
+            return ftypes[i].name;
+    return NULL;
+}
+
+const char *drv_ftype_llama_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(ftypes) / sizeof(ftypes[0]); i++)
+        if (strcmp(ftypes[i].name, name) == 0)
+            return ftypes[i].llama;
     return NULL;
 }
 

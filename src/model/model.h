@@ -132,6 +132,10 @@ int drv_gguf_tensor_list(const char *path, struct drv_tensor_size **out, int *n,
 
 /* Name of a llama_ftype value ("Q4_K_M"), or NULL when unknown. */
 const char *drv_ftype_name(int file_type);
+/* The same name from llama.cpp's ("Q4_K - Medium", "(guessed) Q8_0": what
+ * llama-server reports), and llama.cpp's from it; NULL when unknown. */
+const char *drv_ftype_name_of_llama(const char *llama_name);
+const char *drv_ftype_llama_name(const char *name);
 
 /* The ggml library drover runs on, e.g. "0.9.4 (commit 80fb11a)"; static storage. */
 const char *drv_ggml_version(void);
