@@ -138,6 +138,30 @@ static const struct fmodel *node_model(const struct drv_fleet *f, int i, const c
 
 /* ---- routing ------------------------------------------------------------------ */
 
+/* A stats entry for the job's model: under the node's name for it (m) or the
+ * name the client asked for. */
+static bool stat_is_for(const struct fstat *st, const struct job *j, const struct fmodel *m)
+{
+    return strcmp(st->key, m->key) == 0 || strcmp(st->key, j->key) == 0;
+}
+
+/* Prompt tokens/s of measured rates: as measured, else about 10x generation;
+ * 0 when nothing was. */
+static double prompt_tps(const struct fstat *st)
+{
+    return st->pp_tps > 0 ? st->pp_tps : st->tg_tps * 10;
+}
+
+/* Predicted ms of loading m on a node with these rates (NULL: none): 0 when it
+ * is loaded; as measured there, else about a fixed cost plus reading the file
+ * at 1 GB/s. */
+static double load_ms(const struct fmodel *m, const struct fstat *st)
+{
+    return m->loaded               ? 0
+           : st && st->load_ms > 0 ? st->load_ms
+                                   : DEFAULT_LOAD_MS + (double)m->d.size / 1e6;
+}
+
 /* Predicted milliseconds until the job would finish on node i (fastest). */
 static double predict_ms(struct drv_fleet *f, const struct job *j, int i, const struct fmodel *m)
 {
@@ -146,10 +170,9 @@ static double predict_ms(struct drv_fleet *f, const struct job *j, int i, const 
     double best = 0; /* the best measured service time anywhere */
     for (int s = 0; s < f->n_stats; s++) {
         const struct fstat *st = &f->stats[s];
-        if (st->tg_tps <= 0 || (strcmp(st->key, m->key) != 0 && strcmp(st->key, j->key) != 0))
+        if (st->tg_tps <= 0 || !stat_is_for(st, j, m))
             continue;
-        double pp = st->pp_tps > 0 ? st->pp_tps : st->tg_tps * 10;
-        double service = (j->prompt_est / pp + j->gen_est / st->tg_tps) * 1000.0;
+        double service = (j->prompt_est / prompt_tps(st) + j->gen_est / st->tg_tps) * 1000.0;
         if (st->node == i)
             mine = st;
         if (best <= 0 || service < best)
@@ -163,15 +186,9 @@ static double predict_ms(struct drv_fleet *f, const struct job *j, int i, const 
             return nd->in_flight * 1000.0;
         return best * (1 + nd->in_flight) - 0.001;
     }
-    double pp = mine->pp_tps > 0 ? mine->pp_tps : mine->tg_tps * 10;
-    double service = (j->prompt_est / pp + j->gen_est / mine->tg_tps) * 1000.0;
-    /* a cold load: as measured there, else about a fixed cost plus reading the
-     * file at 1 GB/s */
-    double load = m->loaded           ? 0
-                  : mine->load_ms > 0 ? mine->load_ms
-                                      : DEFAULT_LOAD_MS + (double)m->d.size / 1e6;
+    double service = (j->prompt_est / prompt_tps(mine) + j->gen_est / mine->tg_tps) * 1000.0;
     /* requests in flight share the node: each one ahead costs about a service time */
-    return service * (1 + nd->in_flight) + load;
+    return service * (1 + nd->in_flight) + load_ms(m, mine);
 }
 
 /* Under mu: how long node i may take to its first token. A node says nothing
@@ -186,16 +203,13 @@ static long first_byte_ms(const struct drv_fleet *f, const struct job *j, int i,
         return 0;
     const struct fstat *st = NULL;
     for (int s = 0; s < f->n_stats && st == NULL; s++)
-        if (f->stats[s].node == i &&
-            (strcmp(f->stats[s].key, m->key) == 0 || strcmp(f->stats[s].key, j->key) == 0))
+        if (f->stats[s].node == i && stat_is_for(&f->stats[s], j, m))
             st = &f->stats[s];
-    double pp = st && st->pp_tps > 0 ? st->pp_tps : SLOW_PP_TPS;
+    double pp = st && prompt_tps(st) > 0 ? prompt_tps(st) : SLOW_PP_TPS;
     double tg = st && st->tg_tps > 0 ? st->tg_tps : SLOW_TG_TPS;
-    double ms = j->prompt_est / pp * 1000.0;
+    double ms = j->prompt_est / pp * 1000.0 + load_ms(m, st);
     if (!j->up_stream)
         ms += j->gen_est / tg * 1000.0;
-    if (!m->loaded)
-        ms += st && st->load_ms > 0 ? st->load_ms : DEFAULT_LOAD_MS + (double)m->d.size / 1e6;
     ms = 3 * ms + stall;
     return ms < 86400e3 ? (long)ms : 86400000L;
 }
@@ -1549,6 +1563,11 @@ struct drv_fleet *drv_fleet_new(const struct drv_fleet_params *p, struct drv_bac
     pthread_cond_init(&f->idle, NULL);
     pthread_cond_init(&f->work, NULL);
     f->poll_sess = drv_http_session_new();
+    if (f->poll_sess == NULL) {
+        drv_fleet_free(f);
+        drv_err_set(err, DRV_ENOMEM, "out of memory");
+        return NULL;
+    }
     drv_fleet_poll(f);
     drv_fleet_seed_rates(f);
     if (pthread_create(&f->dispatch_thr, NULL, dispatch_main, f) == 0)

@@ -77,8 +77,7 @@ struct drv_fleet {
     struct drv_http_session *sess[MAX_SESSIONS]; /* idle, for attempts on lent threads */
     int n_sess;
     /* the health polls' connections, kept from one poll to the next (used by
-     * drv_fleet_poll alone: at start, then on the health thread); NULL: each
-     * poll connects anew */
+     * drv_fleet_poll alone: at start, then on the health thread) */
     struct drv_http_session *poll_sess;
 };
 

@@ -206,8 +206,7 @@ void drv_fleet_poll(struct drv_fleet *f)
         }
     }
     if (nq)
-        f->poll_sess ? drv_http_session_fetch_many(f->poll_sess, rq, resp, rcs, errs, nq)
-                     : drv_http_fetch_many(rq, resp, rcs, errs, nq);
+        drv_http_session_fetch_many(f->poll_sess, rq, resp, rcs, errs, nq);
 
     struct poll_result res[DRV_FLEET_MAX_NODES + 1];
     memset(res, 0, sizeof(res));
