@@ -709,6 +709,17 @@ static void request(struct drv_http_server *srv, const char *method, const char 
     perform(c, r);
 }
 
+/* The server still answers a plain request; then it is freed. */
+static void serving_then_free(struct drv_http_server *srv)
+{
+    struct reply r;
+    reply_init(&r);
+    request(srv, "GET", "/json", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    reply_release(&r);
+    drv_http_server_free(srv);
+}
+
 /* Parses r's body as {"error": "..."} and returns a copy of the message. */
 static char *json_error_of(const struct reply *r)
 {
@@ -1078,11 +1089,7 @@ static void disconnect_cancels_stream(const char *path)
     reply_release(&r);
 
     /* the server keeps serving */
-    reply_init(&r);
-    request(srv, "GET", "/json", NULL, 0, NULL, &r);
-    assert_int_equal(r.status, 200);
-    reply_release(&r);
-    drv_http_server_free(srv);
+    serving_then_free(srv);
 }
 
 static void disconnect_of_idle_stream_cancels(void **state)
@@ -1250,11 +1257,7 @@ static void deferred_respond_from_another_thread(void **state)
     reply_release(&r);
 
     /* the connection is kept alive and serves the next request */
-    reply_init(&r);
-    request(srv, "GET", "/json", NULL, 0, NULL, &r);
-    assert_int_equal(r.status, 200);
-    reply_release(&r);
-    drv_http_server_free(srv);
+    serving_then_free(srv);
 }
 
 static void deferred_start_streams_in_order(void **state)
@@ -1560,12 +1563,7 @@ static void pump_client_leaves(const char *mode)
 
     /* the server keeps serving, and stops with nothing left behind (the ASan
      * build's leak check sees a stream the pump's close did not free) */
-    struct reply r;
-    reply_init(&r);
-    request(srv, "GET", "/json", NULL, 0, NULL, &r);
-    assert_int_equal(r.status, 200);
-    reply_release(&r);
-    drv_http_server_free(srv);
+    serving_then_free(srv);
 }
 
 static void pump_sees_parked_client_leave(void **state)
