@@ -389,24 +389,32 @@ static uint32_t type_count(const struct drv_gguf_info *in, const char *type)
     return 0;
 }
 
+/* Synthesizes shape (Q4_K_M, the default) into a new temporary file named
+ * from the template path; *p: the parameters it was written with. */
+static void synth_temp(const char *shape, char *path, struct drv_synth_params *p)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    *p = drv_synth_default_params();
+    struct drv_err err;
+    drv_err_init(&err);
+    assert_int_equal(drv_shape_parse(shape, &p->shape, &err), 0);
+    assert_int_equal(p->quant, DRV_SYNTH_Q4_K_M);
+    p->n_threads = 2;
+    assert_int_equal(drv_synth_write(p, path, &err), 0);
+}
+
 /* A tiny qwen3 (q/k norms, head_dim != embd/heads) in Q4_K_M reads back exactly. */
 static void synth_writes_what_inspect_reads(void **state)
 {
     (void)state;
     char path[] = "/tmp/drover-test-synth-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    struct drv_synth_params p = drv_synth_default_params();
+    struct drv_synth_params p;
+    synth_temp("qwen3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,vocab=600,head_dim=128", path,
+               &p);
     struct drv_err err;
     drv_err_init(&err);
-    assert_int_equal(drv_shape_parse("qwen3:layers=2,embd=256,heads=4,kv_heads=2,ff=512,"
-                                     "vocab=600,head_dim=128",
-                                     &p.shape, &err),
-                     0);
-    p.quant = DRV_SYNTH_Q4_K_M;
-    p.n_threads = 2;
-    assert_int_equal(drv_synth_write(&p, path, &err), 0);
     struct drv_gguf_info in;
     assert_int_equal(drv_gguf_inspect_file(path, &in, &err), 0);
     unlink(path);
@@ -809,20 +817,13 @@ static void synth_gemma4_reads_back(void **state)
 {
     (void)state;
     char path[] = "/tmp/drover-test-gemma4-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    struct drv_synth_params p = drv_synth_default_params();
+    struct drv_synth_params p;
+    synth_temp("gemma4:layers=8,embd=256,heads=4,kv_heads=2,head_dim=64,global_kv_heads=1,"
+               "global_head_dim=128,ff=384,vocab=700,experts=8,experts_used=2,expert_ff=96,swa=64",
+               path, &p);
+    assert_true(p.shape.tied);
     struct drv_err err;
     drv_err_init(&err);
-    assert_int_equal(drv_shape_parse("gemma4:layers=8,embd=256,heads=4,kv_heads=2,head_dim=64,"
-                                     "global_kv_heads=1,global_head_dim=128,ff=384,vocab=700,"
-                                     "experts=8,experts_used=2,expert_ff=96,swa=64",
-                                     &p.shape, &err),
-                     0);
-    assert_true(p.shape.tied);
-    p.n_threads = 2;
-    assert_int_equal(drv_synth_write(&p, path, &err), 0);
     struct drv_gguf_info *in = malloc(sizeof(*in));
     assert_int_equal(drv_gguf_inspect_file(path, in, &err), 0);
     assert_string_equal(in->arch, "gemma4");
